@@ -1,0 +1,142 @@
+"""What a run reports: typed events, and the sink protocol that receives them.
+
+Sinks are always called from the engine's event-loop thread (events from worker threads are handed over
+to the loop first), so a sink needs no locking. A sink must be quick; slow work belongs in a queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (Status.QUEUED, Status.RUNNING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    ts: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str, separators=(",", ":"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    pipelines: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    status: Status
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineEvent(Event):
+    pipeline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineStarted(PipelineEvent):
+    kind: ClassVar[str] = "pipeline_started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineFinished(PipelineEvent):
+    kind: ClassVar[str] = "pipeline_finished"
+    status: Status
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseStarted(PipelineEvent):
+    kind: ClassVar[str] = "phase_started"
+    phase: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseFinished(PipelineEvent):
+    kind: ClassVar[str] = "phase_finished"
+    phase: str
+    status: Status
+    duration: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepEvent(PipelineEvent):
+    phase: str
+    step: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted(StepEvent):
+    kind: ClassVar[str] = "step_started"
+    plugin: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepProgress(StepEvent):
+    kind: ClassVar[str] = "step_progress"
+    rows: int
+    total: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepLog(StepEvent):
+    kind: ClassVar[str] = "step_log"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFinished(StepEvent):
+    kind: ClassVar[str] = "step_finished"
+    plugin: str
+    status: Status
+    duration: float
+    rows_in: int | None = None
+    rows_out: int | None = None
+    error: str | None = None
+    attempt: int = 1
+
+
+class EventSink(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+class MemorySink:
+    """Keeps every event in a list: for tests and for replaying a run."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]

@@ -1,0 +1,159 @@
+"""The plugin contract: what a plugin author subclasses, and the context a step receives.
+
+A plugin is a class with a ``name``, a ``kind``, a one-line ``description``, a pydantic ``Args`` model and
+one call: async for extract / load / pre / post, sync for merge / transform / transform_at_load.
+``self.args`` is the validated ``Args`` instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+#: What flows between steps: an eager table, or a lazy one where the plugin can stream.
+Frame = pl.DataFrame | pl.LazyFrame
+
+
+class PluginKind(StrEnum):
+    EXTRACT = "extract"
+    MERGE = "merge"
+    TRANSFORM = "transform"
+    LOAD = "load"
+    TRANSFORM_AT_LOAD = "transform_at_load"
+    PRE = "pre"
+    POST = "post"
+    SECRET = "secret"
+
+
+ASYNC_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.LOAD, PluginKind.PRE, PluginKind.POST})
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PluginError(Exception):
+    """A failure a user can act on; the engine adds the pipeline, phase, step and plugin around it."""
+
+
+@dataclass
+class StepContext:
+    """What a running step may use: who it is, where to log and report progress, its secrets and files."""
+
+    pipeline: str
+    phase: str
+    step_id: str
+    plugin: str
+    logger: logging.Logger
+    data_root: Path = field(default_factory=Path.cwd)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    on_progress: Callable[[int, int | None], None] = field(default=lambda rows, total: None, repr=False)
+
+    def progress(self, rows: int, total: int | None = None) -> None:
+        """Report rows handled so far (and the total when known): becomes a progress event."""
+        self.on_progress(rows, total)
+
+
+class Plugin:
+    """Base of every plugin. Subclass one of the kind-specific bases below, not this one."""
+
+    name: ClassVar[str]
+    kind: ClassVar[PluginKind]
+    description: ClassVar[str] = ""
+    Args: ClassVar[type[BaseModel]] = NoArgs
+
+    def __init__(self, args: BaseModel | Mapping[str, Any] | None = None) -> None:
+        if args is None or isinstance(args, Mapping):
+            args = self.Args.model_validate(dict(args or {}))
+        self.args: Any = args
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class ExtractPlugin(Plugin):
+    kind = PluginKind.EXTRACT
+
+    async def extract(self, ctx: StepContext) -> Frame:
+        raise NotImplementedError
+
+
+class MergePlugin(Plugin):
+    kind = PluginKind.MERGE
+
+    def merge(self, ctx: StepContext, frames: dict[str, Frame]) -> Frame:
+        """Combine the extract outputs, given as ``{step_id: frame}`` in step order."""
+        raise NotImplementedError
+
+
+class TransformPlugin(Plugin):
+    kind = PluginKind.TRANSFORM
+
+    def transform(self, ctx: StepContext, data: Frame) -> Frame:
+        raise NotImplementedError
+
+
+class LoadPlugin(Plugin):
+    kind = PluginKind.LOAD
+
+    async def load(self, ctx: StepContext, data: Frame) -> None:
+        raise NotImplementedError
+
+
+class TransformAtLoadPlugin(Plugin):
+    kind = PluginKind.TRANSFORM_AT_LOAD
+
+    def execute(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+
+class PrePlugin(Plugin):
+    """Runs before the steps of an extract or load phase."""
+
+    kind = PluginKind.PRE
+
+    async def run(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+
+class PostPlugin(Plugin):
+    """Runs after the steps of an extract or load phase, with the phase's table."""
+
+    kind = PluginKind.POST
+
+    async def run(self, ctx: StepContext, data: Frame | None) -> None:
+        raise NotImplementedError
+
+
+class SecretProvider(Plugin):
+    """Resolves a ``${{ secrets.X }}`` reference at run time (never at load or export)."""
+
+    kind = PluginKind.SECRET
+
+    def resolve(self) -> str:
+        raise NotImplementedError
+
+
+#: kind -> (base class, the method a plugin must define)
+CALLS: dict[PluginKind, tuple[type[Plugin], str]] = {
+    PluginKind.EXTRACT: (ExtractPlugin, "extract"),
+    PluginKind.MERGE: (MergePlugin, "merge"),
+    PluginKind.TRANSFORM: (TransformPlugin, "transform"),
+    PluginKind.LOAD: (LoadPlugin, "load"),
+    PluginKind.TRANSFORM_AT_LOAD: (TransformAtLoadPlugin, "execute"),
+    PluginKind.PRE: (PrePlugin, "run"),
+    PluginKind.POST: (PostPlugin, "run"),
+    PluginKind.SECRET: (SecretProvider, "resolve"),
+}
+
+
+def row_count(frame: Frame | None) -> int | None:
+    """Rows of an eager frame; None for a lazy one (counting would execute it)."""
+    return frame.height if isinstance(frame, pl.DataFrame) else None
