@@ -197,17 +197,25 @@ class ProjectSpec(_Model):
 
     @model_validator(mode="after")
     def _needs_are_known_and_acyclic(self) -> Self:
-        for name, pipeline in self.pipelines.items():
-            unknown = [n for n in pipeline.needs if n not in self.pipelines]
-            if unknown:
-                raise ValueError(
-                    f"pipeline '{name}' needs {', '.join(repr(u) for u in unknown)}, "
-                    "which is not a pipeline of this project"
-                )
-        cycle = find_cycle({n: p.needs for n, p in self.pipelines.items()})
-        if cycle:
-            raise ValueError(f"pipelines depend on each other in a cycle: {' -> '.join(cycle)}")
+        found = check_needs({n: p.needs for n, p in self.pipelines.items()})
+        if found:
+            raise ValueError(found[1])
         return self
+
+
+def check_needs(needs: dict[str, list[str]]) -> tuple[str, str] | None:
+    """The first pipeline whose ``needs`` is wrong and why (unknown pipeline or cycle), else None."""
+    for name, deps in needs.items():
+        unknown = [n for n in deps if n not in needs]
+        if unknown:
+            return name, (
+                f"pipeline '{name}' needs {', '.join(repr(u) for u in unknown)}, "
+                "which is not a pipeline of this project"
+            )
+    cycle = find_cycle(needs)
+    if cycle:
+        return cycle[0], f"pipelines depend on each other in a cycle: {' -> '.join(cycle)}"
+    return None
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

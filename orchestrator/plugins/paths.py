@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,11 +78,19 @@ def output_path(data_root: Path, path: str) -> Path:
 
 @contextlib.contextmanager
 def atomic_target(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it over ``final`` only when the block succeeds."""
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+    """Yield a temporary path beside ``final``; rename it over ``final`` only when the block succeeds.
+
+    The temporary file lives in its own hidden directory, removed afterwards: a writer that fails may
+    still create its file a moment later (Polars sinks do), and then it cannot, the directory being gone.
+    """
+    tmp_dir = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp_dir.mkdir()
     try:
-        yield tmp
-        os.replace(tmp, final)
+        yield tmp_dir / final.name
+        os.replace(tmp_dir / final.name, final)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        for _ in range(5):
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            if not tmp_dir.exists():
+                break
+            time.sleep(0.05)

@@ -23,6 +23,7 @@ BUILTIN_MODULES = (
     "orchestrator.plugins.files",
     "orchestrator.plugins.sql",
     "orchestrator.plugins.http",
+    "orchestrator.plugins.merges",
     "orchestrator.plugins.frames",
     "orchestrator.plugins.secrets",
 )

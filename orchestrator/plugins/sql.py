@@ -1,1 +1,249 @@
-"""Built-in plugins: sql."""
+"""Built-in plugins: SQL databases (PostgreSQL, MariaDB/MySQL, SQLite): extract, load, execute."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any, Literal, Self
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
+
+from orchestrator.plugins.base import (
+    ExtractPlugin,
+    Frame,
+    LoadPlugin,
+    PluginError,
+    StepContext,
+    TransformAtLoadPlugin,
+)
+from orchestrator.plugins.expressions import polars_errors
+from orchestrator.plugins.sqldb import (
+    DSN_HELP,
+    Database,
+    connect,
+    driver_errors,
+    first_line,
+    iter_batches,
+    missing_table_error,
+    parse_dsn,
+    quote_ident,
+    quote_table,
+    rollback,
+    rows_to_frame,
+    run_sync,
+    table_columns,
+)
+from orchestrator.plugins.sqlload import load_frame
+
+_CONFIG = ConfigDict(extra="forbid")
+_SECRET: JsonDict = {"secret": True}
+_SQL: JsonDict = {"format": "sql"}
+
+
+def _dsn_field() -> Any:
+    return Field(
+        description=DSN_HELP,
+        examples=["${{ secrets.WAREHOUSE_DSN }}", "sqlite:///warehouse.db"],
+        json_schema_extra=_SECRET,
+    )
+
+
+class SqlExtractArgs(BaseModel):
+    model_config = _CONFIG
+
+    dsn: str = _dsn_field()
+    query: str | None = Field(
+        default=None,
+        description="A SELECT query to run (give either query or table)",
+        examples=["SELECT id, amount, country FROM orders WHERE amount > 10"],
+        json_schema_extra=_SQL,
+    )
+    table: str | None = Field(
+        default=None,
+        description="A table to read whole (or schema.table), instead of a query",
+        examples=["orders"],
+    )
+    columns: list[str] | None = Field(
+        default=None, description="With table: read only these columns", examples=[["id", "amount"]]
+    )
+    batch_size: int = Field(
+        default=50_000, ge=1, le=1_000_000, description="Rows fetched per round trip", examples=[50_000]
+    )
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> Self:
+        if bool(self.query and self.query.strip()) == bool(self.table):
+            raise ValueError("give either query or table (exactly one of them)")
+        if self.columns and not self.table:
+            raise ValueError("columns goes with table; with a query, list the columns in the SELECT")
+        return self
+
+
+def _extract(db: Database, args: SqlExtractArgs, *, progress: Any, cancel: threading.Event) -> pl.DataFrame:
+    conn = connect(db)
+    try:
+        query = args.query or _table_query(db, conn, args.table or "", args.columns)
+        cursor = _streaming_cursor(db, conn)
+        cursor.execute(query)
+        if cursor.description is None:
+            raise PluginError(
+                "the query returns no rows (is it a SELECT?); use sql_execute for other statements"
+            )
+        names = [d[0] for d in cursor.description]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise PluginError(
+                f"the query returns column '{repeated[0]}' more than once; name them apart with AS"
+            )
+        frames, done = [], 0
+        for rows in iter_batches(cursor, args.batch_size, cancel):
+            frames.append(rows_to_frame(names, rows))
+            done += len(rows)
+            progress(done, None)
+        if not frames:
+            return rows_to_frame(names, [])
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    except driver_errors() as exc:
+        raise PluginError(f"query failed on {db.display}: {first_line(exc)}") from None
+    finally:
+        rollback(conn)
+        conn.close()
+
+
+def _table_query(db: Database, conn: Any, table: str, columns: list[str] | None) -> str:
+    existing = table_columns(db, conn, table)
+    if existing is None:
+        raise missing_table_error(db, conn, table)
+    for column in columns or []:
+        if column not in existing:
+            raise PluginError(
+                f"column '{column}' not found in table '{table}'; its columns: {', '.join(existing)}"
+            )
+    picked = ", ".join(quote_ident(db, c) for c in columns) if columns else "*"
+    return f"SELECT {picked} FROM {quote_table(db, table)}"
+
+
+def _streaming_cursor(db: Database, conn: Any) -> Any:
+    """A cursor that fetches batches from the server instead of the whole result at once."""
+    if db.dialect == "postgresql":
+        return conn.cursor(name=f"pipedeck_{uuid.uuid4().hex[:10]}")
+    if db.dialect == "mysql":
+        import pymysql.cursors
+
+        return conn.cursor(pymysql.cursors.SSCursor)
+    return conn.cursor()
+
+
+class SqlExtract(ExtractPlugin):
+    name = "sql_extract"
+    description = "Read a table or a query's result from PostgreSQL, MariaDB/MySQL or SQLite, in batches."
+    Args = SqlExtractArgs
+
+    async def extract(self, ctx: StepContext) -> pl.DataFrame:
+        db = parse_dsn(self.args.dsn, ctx.data_root)
+        frame = await run_sync(ctx, _extract, db, self.args)
+        ctx.progress(frame.height, frame.height)
+        return frame
+
+
+class SqlLoadArgs(BaseModel):
+    model_config = _CONFIG
+
+    dsn: str = _dsn_field()
+    table: str = Field(
+        description="Target table (or schema.table); created from the data when missing",
+        examples=["orders", "analytics.orders"],
+    )
+    mode: Literal["append", "replace", "upsert"] = Field(
+        default="append",
+        description=(
+            "append: add the rows; replace: empty the table, then add them (its definition is kept); "
+            "upsert: update rows whose key matches, add the others. "
+            "One transaction: a failure changes nothing"
+        ),
+        examples=["append", "upsert"],
+    )
+    key: str | list[str] | None = Field(
+        default=None,
+        description="With upsert: the column(s) identifying a row",
+        examples=["id", ["id", "day"]],
+    )
+
+    @model_validator(mode="after")
+    def _key_for_upsert(self) -> Self:
+        if self.mode == "upsert" and not self.key:
+            raise ValueError("mode 'upsert' needs key: the column(s) identifying a row")
+        return self
+
+    @property
+    def keys(self) -> list[str] | None:
+        if self.key is None:
+            return None
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+
+class SqlLoad(LoadPlugin):
+    name = "sql_load"
+    description = "Load the table into PostgreSQL (COPY), MariaDB/MySQL or SQLite, in one transaction."
+    Args = SqlLoadArgs
+
+    async def load(self, ctx: StepContext, data: Frame) -> None:
+        args: SqlLoadArgs = self.args
+        db = parse_dsn(args.dsn, ctx.data_root)
+        frame = data
+        if isinstance(data, pl.LazyFrame):
+            with polars_errors(data, "reading the input"):
+                frame = await asyncio.to_thread(data.collect)
+        assert isinstance(frame, pl.DataFrame)
+        rows = await run_sync(ctx, load_frame, db, args.table, frame, args.mode, args.keys)
+        ctx.logger.info("loaded %d rows into %s (%s)", rows, args.table, args.mode)
+
+
+class SqlExecuteArgs(BaseModel):
+    model_config = _CONFIG
+
+    dsn: str = _dsn_field()
+    sql: str = Field(
+        min_length=1,
+        description="SQL statements separated by ;, run in one transaction (MariaDB commits DDL on its own)",
+        examples=[
+            "DELETE FROM totals; INSERT INTO totals SELECT country, sum(amount) FROM orders GROUP BY 1"
+        ],
+        json_schema_extra=_SQL,
+    )
+
+
+def execute_script(db: Database, sql: str) -> int:
+    """Run ``sql`` (one or more statements) in one transaction; return the last statement's row count."""
+    conn = connect(db, multi_statements=True)
+    try:
+        cursor = conn.cursor()
+        if db.dialect == "sqlite":
+            cursor.executescript(f"BEGIN;\n{sql}\n;COMMIT;")
+            return int(conn.total_changes)
+        cursor.execute(sql)
+        if db.dialect == "mysql":
+            while cursor.nextset():
+                pass
+        count = cursor.rowcount
+        conn.commit()
+        return int(count)
+    except driver_errors() as exc:
+        raise PluginError(f"SQL failed on {db.display}, nothing was changed: {first_line(exc)}") from None
+    finally:
+        rollback(conn)
+        conn.close()
+
+
+class SqlExecute(TransformAtLoadPlugin):
+    name = "sql_execute"
+    description = "Run SQL statements inside the destination database, in one transaction."
+    Args = SqlExecuteArgs
+
+    def execute(self, ctx: StepContext) -> None:
+        db = parse_dsn(self.args.dsn, ctx.data_root)
+        count = execute_script(db, self.args.sql)
+        ctx.logger.info("SQL ran on %s (%d rows affected)", db.display, count)

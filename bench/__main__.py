@@ -1,0 +1,76 @@
+"""``make bench``: run every bench module's ``run(quick)`` and print one table.
+
+Usage: ``python -m bench [--quick] [MODULE...]`` (modules: the names of ``bench/*.py`` defining ``run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import bench
+from bench import BenchRow
+
+HEADER = ("workload", "figure", "ideal", "pipeline-flow 1.0.8", "x ideal", "x pf", "target")
+
+
+def bench_modules() -> list[str]:
+    """Every module of the bench package that defines ``run``."""
+    names = []
+    for info in pkgutil.iter_modules(bench.__path__):
+        if info.name.startswith("_") or info.name == "pipeline_flow_env":
+            continue
+        if hasattr(importlib.import_module(f"bench.{info.name}"), "run"):
+            names.append(info.name)
+    return names
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1f} {unit}" if unit == "us" else f"{value:.3f} {unit}"
+
+
+def _ratio(value: float, other: float | None) -> str:
+    return "n/a" if not other else f"{value / other:.2f}"
+
+
+def table(rows: Sequence[BenchRow]) -> str:
+    """The rows as an aligned text table."""
+    cells = [HEADER] + [
+        (
+            r.workload,
+            _fmt(r.figure, r.unit),
+            _fmt(r.ideal, r.unit),
+            _fmt(r.baseline, r.unit),
+            _ratio(r.figure, r.ideal),
+            _ratio(r.figure, r.baseline),
+            r.target,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected bench modules and print the table."""
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
+    parser.add_argument("modules", nargs="*", help="bench modules to run (default: all)")
+    args = parser.parse_args(argv)
+    rows: list[BenchRow] = []
+    for name in args.modules or bench_modules():
+        print(f"running bench.{name}...", file=sys.stderr, flush=True)
+        rows.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

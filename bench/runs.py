@@ -1,0 +1,289 @@
+"""Runs on the embedded default (one Daphne process with its in-process worker, SQLite, in-memory layer).
+
+- Run button -> first step started: POST of the Run form to a live Daphne, until the engine's
+  ``step_started`` event (its timestamp), median of N runs (target < 200 ms).
+- Event -> websocket message: 100 clients watch one run of chained pipelines; latency from the engine's
+  event timestamp to each client's receipt, p50 and p99 (target p99 < 50 ms).
+- Runs per second one worker sustains with trivial pipelines (in-process worker, concurrency 4).
+
+``python -m bench runs`` (``--quick`` for fewer runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import BenchRow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup_django() -> Path:
+    """Django on a throwaway SQLite file (or the one an earlier bench module configured)."""
+    if "DJANGO_SETTINGS_MODULE" not in os.environ or not os.environ.get("PIPEDECK_SQLITE"):
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "designer.settings")
+        os.environ["PIPEDECK_SQLITE"] = str(
+            Path(tempfile.mkdtemp(prefix="pipedeck-bench-")) / "bench.sqlite3"
+        )
+    os.environ.setdefault("PIPEDECK_INPROCESS_WORKER", "true")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return Path(settings.DATABASES["default"]["NAME"])
+
+
+def _spec(seconds: float) -> dict[str, Any]:
+    return {
+        "type": "ETL",
+        "phases": {
+            "extract": {"steps": [{"id": "wait", "plugin": "sleep_extract", "args": {"seconds": seconds}}]},
+            "load": {"steps": [{"id": "sink", "plugin": "sleep_load", "args": {"seconds": 0}}]},
+        },
+    }
+
+
+def _fixtures() -> dict[str, Any]:
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from designer.models import Membership, Pipeline, PipelineVersion, Project, Team
+
+    suffix = str(int(time.time() * 1000))
+    user = User.objects.create_user(f"bench{suffix}", password=None)
+    team = Team.objects.create(name=f"Bench {suffix}", slug=f"bench-{suffix}")
+    Membership.objects.create(team=team, user=user, role="owner")
+    projects = {}
+    for slug, specs in {
+        "trivial": {"main": _spec(0.0)},
+        # events spread over ~1.5 s: a 1.5 s head start for the clients, then 20 chained pipelines
+        "chain": {
+            "head": _spec(1.5),
+            **{
+                f"p{i:02d}": {**_spec(0.02), "needs": ["head" if i == 0 else f"p{i - 1:02d}"]}
+                for i in range(20)
+            },
+        },
+    }.items():
+        project = Project.objects.create(team=team, name=slug, slug=slug, concurrency=1)
+        for name, spec in specs.items():
+            pipeline = Pipeline.objects.create(
+                project=project, name=name, slug=name, spec=spec, is_valid=True
+            )
+            PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec)
+        projects[slug] = project
+    session = SessionStore()
+    session.update(
+        {
+            "_auth_user_id": str(user.pk),
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": user.get_session_auth_hash(),
+        }
+    )
+    session.create()
+    return {"user": user, "team": team, "projects": projects, "session": session.session_key}
+
+
+class LiveServer:
+    """``daphne designer.asgi:application`` on a free port, sharing the bench's SQLite file."""
+
+    def __init__(self, db: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, "PIPEDECK_SQLITE": str(db), "PIPEDECK_INPROCESS_WORKER": "true"}
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "designer.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("daphne did not start") from None
+                time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _first_step_started(run_id: int, timeout: float = 10.0) -> float:
+    from designer.models import RunEvent
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = RunEvent.objects.filter(run_id=run_id, kind="step_started").order_by("seq").first()
+        if event is not None:
+            return event.ts.timestamp()
+        time.sleep(0.005)
+    raise RuntimeError(f"run {run_id} did not start a step within {timeout} s")
+
+
+def bench_button_to_first_step(server: LiveServer, fx: dict[str, Any], repeat: int) -> list[float]:
+    """Seconds from the Run POST being sent to the first step_started event, per run."""
+    import httpx
+
+    from designer.models import Run
+
+    team, project = fx["team"], fx["projects"]["trivial"]
+    url = f"{server.url}/p/{team.slug}/{project.slug}/-/run/"
+    times = []
+    with httpx.Client(cookies={"sessionid": fx["session"]}) as client:
+        client.get(f"{server.url}/t/{team.slug}/runs/")  # the first request starts the worker; sets csrftoken
+        token = client.cookies["csrftoken"]
+        for _ in range(repeat + 1):
+            sent = time.time()
+            response = client.post(url, data={"csrfmiddlewaretoken": token}, headers={"HX-Request": "true"})
+            run_id = int(response.headers["HX-Redirect"].rstrip("/").rsplit("/", 1)[1])
+            times.append(_first_step_started(run_id) - sent)
+            while not Run.objects.get(pk=run_id).finished:
+                time.sleep(0.01)
+    return times[1:]  # the first one warms up the server
+
+
+async def _watch_latencies(
+    server: LiveServer, session: str, run_id: int, clients: int
+) -> tuple[list[float], int]:
+    import websockets
+
+    headers = {"Cookie": f"sessionid={session}", "Origin": server.url}
+    sockets = [
+        await websockets.connect(
+            f"ws://127.0.0.1:{server.port}/ws/runs/{run_id}/", additional_headers=headers
+        )
+        for _ in range(clients)
+    ]
+    connected_at = time.time()
+    latencies: list[float] = []
+    gaps = 0
+
+    async def listen(ws: Any) -> None:
+        nonlocal gaps
+        last = 0
+        while True:
+            message = json.loads(await ws.recv())
+            received = time.time()
+            for event in message.get("events", []):
+                if event["seq"] != last + 1:
+                    gaps += 1
+                last = event["seq"]
+                if event["ts"] >= connected_at:
+                    latencies.append(received - event["ts"])
+                if event["kind"] == "run_finished":
+                    return
+
+    await asyncio.wait_for(asyncio.gather(*(listen(ws) for ws in sockets)), 60)
+    for ws in sockets:
+        await ws.close()
+    return latencies, gaps
+
+
+def bench_event_latency(server: LiveServer, fx: dict[str, Any], clients: int) -> tuple[list[float], int]:
+    """Event -> websocket message latencies (seconds) seen by ``clients`` watchers of one run."""
+    from designer.runs.launch import start_run
+
+    run = start_run(fx["projects"]["chain"], fx["user"])  # the server's worker finds it by polling
+    return asyncio.run(_watch_latencies(server, fx["session"], run.pk, clients))
+
+
+def bench_runs_per_second(fx: dict[str, Any], count: int) -> float:
+    """Trivial runs completed per second by one worker (concurrency 4) running in this process."""
+    from designer.models import Run
+    from designer.runs.launch import enqueue, snapshot
+    from designer.runs.worker import Worker
+
+    project = fx["projects"]["trivial"]
+    spec, versions = snapshot(project, None, None)
+    ids = [enqueue(project, spec, versions, [], {}, fx["user"]).pk for _ in range(count)]
+    worker = Worker(worker_id="bench", concurrency=4, poll=0.05)
+    started = time.perf_counter()
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run()), daemon=True)
+    thread.start()
+    while Run.objects.filter(pk__in=ids, state__in=["queued", "running"]).exists():
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    thread.join(10)
+    return count / elapsed
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(quick: bool = False) -> list[BenchRow]:
+    """Measure the three run figures; rows for ``python -m bench``."""
+    db = _setup_django()
+    fx = _fixtures()
+    server = LiveServer(db)
+    try:
+        button = bench_button_to_first_step(server, fx, 5 if quick else 20)
+        latencies, gaps = bench_event_latency(server, fx, 100)
+    finally:
+        server.stop()
+    per_second = bench_runs_per_second(fx, 30 if quick else 150)
+    if gaps:
+        print(f"warning: websocket clients saw {gaps} seq gaps", file=sys.stderr)
+    ms = 1000.0
+    return [
+        BenchRow(
+            "R1 Run button -> first step started (median)",
+            statistics.median(button) * ms,
+            "ms",
+            None,
+            None,
+            "< 200 ms",
+        ),
+        BenchRow("R2 event -> websocket, 100 clients (p50)", _pct(latencies, 0.5) * ms, "ms", None, None, ""),
+        BenchRow(
+            "R2 event -> websocket, 100 clients (p99)",
+            _pct(latencies, 0.99) * ms,
+            "ms",
+            None,
+            None,
+            "p99 < 50 ms",
+        ),
+        BenchRow("R3 trivial runs per second, one worker", per_second, "runs/s", None, None, "measure"),
+    ]
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(row)

@@ -1,0 +1,1 @@
+"""Pipedeck's Django project and app: the designer, runs, teams."""

@@ -1,0 +1,50 @@
+"""``manage.py seed_demo``: the demo user, team, project and pipelines (idempotent; dev only)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from designer.demo import DEMO_PIPELINES, DEMO_PROJECT, DEMO_TEAM, DEMO_VARIABLES, build_source_db
+from designer.models import Membership, Pipeline, Project, Team
+from designer.services import pipelines as service
+
+
+class Command(BaseCommand):
+    help = "Create the demo user (demo / demo), team, project and three pipelines. Safe to run again."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Create what is missing; leave what exists (a user's edits to the demo survive)."""
+        build_source_db(settings.PIPEDECK_DATA_ROOT)
+        with transaction.atomic():
+            user = User.objects.filter(username="demo").first()
+            if user is None:
+                user = User.objects.create_user("demo", password="demo")
+            team, _ = Team.objects.get_or_create(slug=DEMO_TEAM[1], defaults={"name": DEMO_TEAM[0]})
+            Membership.objects.get_or_create(team=team, user=user, defaults={"role": "owner"})
+            project, created = Project.objects.get_or_create(
+                team=team,
+                slug=DEMO_PROJECT[1],
+                defaults={"name": DEMO_PROJECT[0], "variables": DEMO_VARIABLES, "concurrency": 2},
+            )
+            made = []
+            for name in DEMO_PIPELINES:  # create all first: `needs` must name existing pipelines
+                if not Pipeline.objects.filter(project=project, name=name).exists():
+                    Pipeline.objects.create(project=project, name=name, slug=name.replace("_", "-"), created_by=user)
+                    made.append(name)
+            for name in made:
+                pipeline = Pipeline.objects.get(project=project, name=name)
+                service.store(pipeline, copy.deepcopy(DEMO_PIPELINES[name]))
+                if not pipeline.is_valid:
+                    raise RuntimeError(f"demo pipeline {name} does not validate: {pipeline.errors}")
+                service.save_version(pipeline, user, "Demo pipeline")
+        what = f"created {', '.join(made)}" if made else "already present"
+        self.stdout.write(f"Demo project '{project.name}' in team '{team.name}': {what}.")
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(self.style.WARNING(f"Log in at http://127.0.0.1:{port}/ as demo / demo (dev only)"))

@@ -1,0 +1,12 @@
+"""Websocket routes: live run events and a team's live run list."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from designer import consumers
+
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", consumers.RunEventsConsumer.as_asgi()),
+    path("ws/teams/<slug:slug>/runs/", consumers.TeamRunsConsumer.as_asgi()),
+]

@@ -1,0 +1,1 @@
+"""The run queue, the background worker and the adapter that feeds runs to the orchestrator."""

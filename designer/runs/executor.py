@@ -1,0 +1,188 @@
+"""Executes one claimed run: feeds its snapshot to ``orchestrator.scheduler.run_project`` with a sink that
+stores every event (batched, numbered) and publishes it to the run's and the team's channel-layer groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from designer.models import Run, RunState, Team
+from designer.runs import groups, queue, records
+from designer.runs.publish import Message, publish
+from designer.secrets_store import team_secret_resolver
+from orchestrator.control import RunControl
+from orchestrator.events import Event, RunFinished
+from orchestrator.scheduler import run_project
+from orchestrator.spec import ProjectSpec
+
+log = logging.getLogger(__name__)
+
+#: runs a sync function in the worker's database threads
+DbCall = Callable[..., Awaitable[Any]]
+
+#: most events stored in one transaction (a burst of log lines is split into several)
+MAX_BATCH = 500
+
+
+class EventRecorder:
+    """The run's event sink: quick on the engine's loop; a flusher task stores and publishes in batches.
+
+    Batching is adaptive: an event waits only while the previous batch is being written, so a quiet run
+    has per-event latency and a noisy one writes hundreds of events per transaction.
+    """
+
+    def __init__(
+        self, claim: queue.Claim, team_id: int, last_seq: int, db: DbCall, on_stale: Callable[[], None]
+    ):
+        self.claim = claim
+        self.team_id = team_id
+        self.next_seq = last_seq + 1
+        self.db = db
+        self.on_stale = on_stale
+        self.stale = False
+        self.finished: RunFinished | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            self.finished = event
+        if not self.stale:
+            self._pending.append(event.to_dict())
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._flush_loop(), name=f"events of run {self.claim.run_id}"
+        )
+
+    async def close(self) -> None:
+        """Flush what is left and stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending and not self.stale:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._flush(batch)
+            if self._closing:
+                return
+
+    async def _flush(self, batch: list[dict[str, Any]]) -> None:
+        first = self.next_seq
+        try:
+            await self.db(records.store_events, self.claim, first, batch)
+        except queue.StaleClaim:
+            log.warning("run %s: attempt %s is stale, stopping it", self.claim.run_id, self.claim.attempt)
+            self.stale = True
+            self._pending.clear()
+            self.on_stale()
+            return
+        except Exception:
+            log.exception("run %s: storing %d events failed", self.claim.run_id, len(batch))
+            return
+        self.next_seq += len(batch)
+        self.batches += 1
+        messages = []
+        for offset, event in enumerate(batch):
+            kind, ts, payload = records.event_record(event)
+            messages.append({"seq": first + offset, "kind": kind, "ts": ts, **payload})
+        out: list[Message] = [
+            (
+                groups.run_group(self.claim.run_id),
+                {"type": groups.RUN_EVENT, "run": self.claim.run_id, "events": messages},
+            )
+        ]
+        await publish(out)
+
+
+def _load(claim: queue.Claim) -> dict[str, Any]:
+    run = Run.objects.select_related("team").get(pk=claim.run_id)
+    records.reset_units(run.pk)
+    return {
+        "spec": run.spec,
+        "only": list(run.pipelines) or None,
+        "team": run.team,
+        "last_seq": run.last_seq,
+        "cancel_requested": run.cancel_requested,
+    }
+
+
+def _finish(claim: queue.Claim, state: str, error: str) -> dict[str, Any] | None:
+    with transaction.atomic():
+        if not queue.finish_run(claim, state, error):
+            return None
+        records.close_units(claim.run_id)
+    run = Run.objects.select_related("project").get(pk=claim.run_id)
+    return run.summary()
+
+
+async def run_update(db: DbCall, run_id: int) -> None:
+    """Tell the team's dashboard about the run's current state."""
+
+    def summary() -> tuple[int, dict[str, Any]]:
+        run = Run.objects.select_related("project").get(pk=run_id)
+        return run.team_id, run.summary()
+
+    team_id, data = await db(summary)
+    await publish([(groups.team_runs_group(team_id), {"type": groups.RUN_UPDATE, "run": data})])
+
+
+def _secrets(team: Team) -> Any:
+    return team_secret_resolver(team)
+
+
+async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | None:
+    """Run ``claim``'s run to the end; returns its final state, or None when the claim went stale."""
+    loaded = await db(_load, claim)
+    team: Team = loaded["team"]
+    if loaded["cancel_requested"]:
+        control.cancel()
+    await run_update(db, claim.run_id)
+    recorder = EventRecorder(claim, team.pk, loaded["last_seq"], db, control.cancel)
+    recorder.start()
+    state, error = RunState.FAILED, ""
+    try:
+        spec = ProjectSpec.model_validate(loaded["spec"])
+        secrets = await db(_secrets, team)
+        result = await run_project(
+            spec,
+            sinks=[recorder],
+            only=loaded["only"],
+            secrets=secrets,
+            data_root=settings.PIPEDECK_DATA_ROOT,
+            control=control,
+        )
+        state, error = str(result.status), result.error or ""
+    except asyncio.CancelledError:
+        # The worker is shutting down: the caller re-queues or fails the run.
+        await recorder.close()
+        raise
+    except Exception as exc:
+        log.exception("run %s crashed", claim.run_id)
+        error = f"internal error: {exc!r}"
+        recorder(RunFinished(status="failed", duration=0.0, error=error))  # type: ignore[arg-type]
+    if control.cancelled and state != RunState.FAILED:
+        state = RunState.CANCELLED
+    await recorder.close()
+    if recorder.stale:
+        return None
+    summary = await db(_finish, claim, state, error)
+    if summary is None:
+        return None
+    await publish([(groups.team_runs_group(team.pk), {"type": groups.RUN_UPDATE, "run": summary})])
+    return state

@@ -1,0 +1,192 @@
+"""Starting runs: snapshot the project's pipelines into a queued Run, re-run and retry, cancel."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from pydantic import ValidationError
+
+from designer.models import PipelineRun, Project, Run, StepRun
+from designer.runs import groups, queue
+from designer.runs.publish import publish_sync
+from designer.variables import effective_variables
+from orchestrator.spec import PHASE_ORDER, ProjectSpec
+
+
+class RunRefused(Exception):
+    """A run cannot start; the message tells the user why and what to do."""
+
+
+def snapshot(
+    project: Project, names: Iterable[str] | None, variables: Mapping[str, Any] | None
+) -> tuple[dict, dict]:
+    """The ProjectSpec JSON a run executes, and ``{pipeline: version number}``. Raises RunRefused."""
+    pipelines = list(project.pipelines.filter(is_template=False).prefetch_related("versions"))
+    if names:
+        wanted = set(names)
+        unknown = wanted - {p.name for p in pipelines}
+        if unknown:
+            raise RunRefused(f"No pipeline named {', '.join(sorted(unknown))} in project '{project.name}'.")
+        pipelines = [p for p in pipelines if p.name in wanted]
+    if not pipelines:
+        raise RunRefused(f"Project '{project.name}' has no pipelines to run yet.")
+    invalid = [p.name for p in pipelines if not p.is_valid]
+    if invalid:
+        raise RunRefused(
+            f"Cannot run: pipeline{'s' if len(invalid) > 1 else ''} {', '.join(invalid)} "
+            f"{'have' if len(invalid) > 1 else 'has'} errors. Fix them in the editor first."
+        )
+    chosen = {p.name for p in pipelines}
+    specs: dict[str, Any] = {}
+    versions: dict[str, int | None] = {}
+    for pipeline in pipelines:
+        spec = copy.deepcopy(pipeline.spec)
+        # Running a selection runs just it: needs outside the selection are taken as already done.
+        spec["needs"] = [n for n in pipeline.needs if n in chosen]
+        specs[pipeline.name] = spec
+        latest = max(pipeline.versions.all(), key=lambda v: v.number, default=None)
+        versions[pipeline.name] = latest.number if latest and latest.spec == pipeline.spec else None
+    data = {
+        "variables": effective_variables(project, variables),
+        "concurrency": project.concurrency,
+        "pipelines": specs,
+    }
+    try:
+        spec_model = ProjectSpec.model_validate(data)
+    except ValidationError as exc:
+        raise RunRefused(f"Cannot run: {exc.errors()[0]['msg']}") from None
+    return spec_model.model_dump(mode="json"), versions
+
+
+def _layout_rows(run: Run, spec: dict[str, Any], names: list[str]) -> None:
+    model = ProjectSpec.model_validate(spec)
+    step_rows = []
+    for position, name in enumerate(names):
+        pipeline_run = PipelineRun.objects.create(run=run, name=name, position=position)
+        pipeline = model.pipelines[name]
+        n = 0
+        for phase_name in PHASE_ORDER:
+            phase = pipeline.phase(phase_name)
+            for step in phase.all_steps() if phase else []:
+                step_rows.append(
+                    StepRun(
+                        pipeline_run=pipeline_run,
+                        phase=phase_name.value,
+                        step_id=step.id,
+                        plugin=step.plugin,
+                        position=n,
+                    )
+                )
+                n += 1
+    StepRun.objects.bulk_create(step_rows)
+
+
+def _announce(run: Run) -> None:
+    """After commit: show the run on the team's dashboard and wake a worker."""
+    from designer.runs import worker
+
+    def send() -> None:
+        publish_sync(
+            [(groups.team_runs_group(run.team_id), {"type": groups.RUN_UPDATE, "run": run.summary()})]
+        )
+        worker.wake_workers()
+
+    transaction.on_commit(send)
+
+
+def enqueue(
+    project: Project,
+    spec: dict[str, Any],
+    versions: dict[str, Any],
+    pipelines: list[str],
+    variables: Mapping[str, Any] | None,
+    user: Any,
+    rerun_of: Run | None = None,
+) -> Run:
+    """Create a queued run of ``spec`` (its PipelineRun / StepRun rows included) and announce it."""
+    names = pipelines or list(spec["pipelines"])
+    with transaction.atomic():
+        run = Run.objects.create(
+            team=project.team,
+            project=project,
+            pipelines=pipelines,
+            spec=spec,
+            versions=versions,
+            variables=dict(variables or {}),
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            rerun_of=rerun_of,
+            max_attempts=settings.PIPEDECK_RUN_MAX_ATTEMPTS,
+        )
+        _layout_rows(run, spec, names)
+        _announce(run)
+    return run
+
+
+def start_run(
+    project: Project,
+    user: Any,
+    pipelines: Iterable[str] | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> Run:
+    """Queue a run of the project (or of the named pipelines). Raises RunRefused with a user-facing reason."""
+    names = sorted(set(pipelines or []))
+    spec, versions = snapshot(project, names, variables)
+    return enqueue(project, spec, versions, names if names else [], variables, user)
+
+
+def rerun(run: Run, user: Any, only_failed: bool = False) -> Run:
+    """A new run of the same snapshot; with ``only_failed``, of the pipelines that failed or were skipped."""
+    names = list(run.pipelines)
+    if only_failed:
+        names = list(
+            run.pipeline_runs.filter(state__in=["failed", "skipped", "cancelled"]).values_list(
+                "name", flat=True
+            )
+        )
+        if not names:
+            raise RunRefused("Nothing to retry: every pipeline of this run succeeded.")
+        names.sort()
+    spec = run.spec
+    if names:
+        spec = copy.deepcopy(spec)
+        for name in names:
+            pipeline = spec["pipelines"][name]
+            pipeline["needs"] = [n for n in pipeline.get("needs", []) if n in names]
+        spec["pipelines"] = {name: spec["pipelines"][name] for name in spec["pipelines"] if name in names}
+    return enqueue(run.project, spec, run.versions, names, run.variables, user, rerun_of=run)
+
+
+def cancel(run: Run) -> bool:
+    """Cancel a queued run at once, or ask the worker of a running one to stop it. False when finished."""
+    from designer.runs import worker
+
+    if queue.cancel_queued(run.pk):
+        from designer.runs.records import append_event, close_units
+
+        close_units(run.pk)
+        event = append_event(
+            run.pk,
+            "run_finished",
+            {"status": "cancelled", "duration": 0.0, "error": "cancelled"},
+            time.time(),
+        )
+        run.refresh_from_db()
+        publish_sync(
+            [
+                (
+                    groups.run_group(run.pk),
+                    {"type": groups.RUN_EVENT, "run": run.pk, "events": [event.as_message()]},
+                ),
+                (groups.team_runs_group(run.team_id), {"type": groups.RUN_UPDATE, "run": run.summary()}),
+            ]
+        )
+        return True
+    if queue.request_cancel(run.pk):
+        worker.cancel_locally(run.pk)
+        return True
+    return False

@@ -1,0 +1,120 @@
+"""Storing a run's events and folding them into its PipelineRun / StepRun rows, one transaction per batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from designer.models import PipelineRun, Run, RunEvent, StepRun
+from designer.runs.queue import Claim, StaleClaim, owned
+
+UNFINISHED = ("queued", "running")
+
+
+def _when(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+def event_record(event: dict[str, Any]) -> tuple[str, float, dict[str, Any]]:
+    """(kind, ts, payload) of an ``Event.to_dict()``."""
+    payload = {k: v for k, v in event.items() if k not in ("kind", "ts")}
+    return event["kind"], float(event["ts"]), payload
+
+
+def fold_units(
+    events: list[dict[str, Any]],
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str, str], dict[str, Any]]]:
+    """The field updates a batch of events makes: per pipeline name, and per (pipeline, phase, step)."""
+    pipelines: dict[str, dict[str, Any]] = {}
+    steps: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for event in events:
+        kind, ts = event["kind"], float(event["ts"])
+        if kind == "pipeline_started":
+            pipelines.setdefault(event["pipeline"], {}).update(state="running", started_at=_when(ts))
+        elif kind == "pipeline_finished":
+            pipelines.setdefault(event["pipeline"], {}).update(
+                state=str(event["status"]),
+                finished_at=_when(ts),
+                duration=event.get("duration"),
+                error=event.get("error") or "",
+            )
+        elif kind in ("step_started", "step_progress", "step_finished"):
+            fields = steps.setdefault((event["pipeline"], event["phase"], event["step"]), {})
+            if kind == "step_started":
+                fields.update(state="running", started_at=_when(ts), plugin=event.get("plugin", ""), error="")
+            elif kind == "step_progress":
+                fields.update(progress_rows=event.get("rows"), progress_total=event.get("total"))
+            else:
+                fields.update(
+                    state=str(event["status"]),
+                    finished_at=_when(ts),
+                    duration=event.get("duration"),
+                    rows_in=event.get("rows_in"),
+                    rows_out=event.get("rows_out"),
+                    error=event.get("error") or "",
+                )
+    return pipelines, steps
+
+
+def _apply_units(run_id: int, events: list[dict[str, Any]]) -> None:
+    pipelines, steps = fold_units(events)
+    for name, fields in pipelines.items():
+        if not PipelineRun.objects.filter(run_id=run_id, name=name).update(**fields):
+            PipelineRun.objects.create(run_id=run_id, name=name, position=999, **fields)
+    for (pipeline, phase, step), fields in steps.items():
+        match = StepRun.objects.filter(
+            pipeline_run__run_id=run_id, pipeline_run__name=pipeline, phase=phase, step_id=step
+        )
+        if not match.update(**fields):
+            parent, _ = PipelineRun.objects.get_or_create(
+                run_id=run_id, name=pipeline, defaults={"position": 999}
+            )
+            StepRun.objects.create(pipeline_run=parent, phase=phase, step_id=step, position=999, **fields)
+
+
+def store_events(claim: Claim, first_seq: int, events: list[dict[str, Any]]) -> None:
+    """Store ``events`` as seq first_seq, first_seq+1...; raises StaleClaim (writing nothing) if not ours."""
+    last_seq = first_seq + len(events) - 1
+    with transaction.atomic():
+        # Conditional on the attempt: also takes the row lock (PostgreSQL) so the reaper waits for us.
+        if owned(claim).update(last_seq=last_seq) != 1:
+            raise StaleClaim(claim.run_id)
+        rows = []
+        for offset, event in enumerate(events):
+            kind, ts, payload = event_record(event)
+            rows.append(
+                RunEvent(
+                    run_id=claim.run_id, seq=first_seq + offset, kind=kind, payload=payload, ts=_when(ts)
+                )
+            )
+        RunEvent.objects.bulk_create(rows)
+        _apply_units(claim.run_id, events)
+
+
+def reset_units(run_id: int) -> None:
+    """A new attempt starts from scratch: every pipeline and step back to queued."""
+    blank = {"state": "queued", "started_at": None, "finished_at": None, "duration": None, "error": ""}
+    PipelineRun.objects.filter(run_id=run_id).update(**blank)
+    StepRun.objects.filter(pipeline_run__run_id=run_id).update(
+        rows_in=None, rows_out=None, progress_rows=None, progress_total=None, **blank
+    )
+
+
+def close_units(run_id: int, error: str = "") -> None:
+    """When a run is over: what never started was skipped, what was still running was cancelled."""
+    running_fields: dict[str, Any] = {"state": "failed", "error": error} if error else {"state": "cancelled"}
+    for model, scope in ((PipelineRun, Q(run_id=run_id)), (StepRun, Q(pipeline_run__run_id=run_id))):
+        model.objects.filter(scope, state="queued").update(state="skipped")
+        model.objects.filter(scope, state="running").update(**running_fields)
+
+
+def append_event(run_id: int, kind: str, payload: dict[str, Any], ts: float) -> RunEvent:
+    """Append one event after the last stored one (for writers other than the run's worker: the reaper)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().only("last_seq").get(pk=run_id)
+        seq = run.last_seq + 1
+        Run.objects.filter(pk=run_id).update(last_seq=seq)
+        return RunEvent.objects.create(run_id=run_id, seq=seq, kind=kind, payload=payload, ts=_when(ts))

@@ -1,0 +1,342 @@
+"""The background loop: claims queued runs, executes them, heartbeats, reaps lost runs, stops gracefully.
+
+One asyncio loop per worker (the embedded one runs in a daemon thread of the server process; ``manage.py
+worker`` runs it in its main thread). Database work happens in a small thread pool, never on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
+
+from designer.runs import executor, groups, queue, records
+from designer.runs.publish import publish
+from orchestrator.control import RunControl
+
+log = logging.getLogger(__name__)
+
+#: how often held runs are checked for a cancel request (seconds)
+CANCEL_POLL = 0.25
+
+_local_workers: list[Worker] = []
+_embedded_lock = threading.Lock()
+_embedded: Worker | None = None
+
+
+@dataclass
+class Held:
+    claim: queue.Claim
+    control: RunControl
+    task: asyncio.Task[str | None] | None = None
+    stale: bool = False
+
+
+@dataclass
+class Stats:
+    claimed: int = 0
+    finished: dict[str, int] = field(default_factory=dict)
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Executes up to ``concurrency`` runs at once. Thread-safe controls: wake(), stop(), cancel(run_id)."""
+
+    def __init__(
+        self,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        lease: float | None = None,
+        poll: float | None = None,
+        grace: float = 10.0,
+    ) -> None:
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency or settings.PIPEDECK_WORKER_CONCURRENCY
+        self.lease = lease or settings.PIPEDECK_WORKER_LEASE
+        self.poll = poll or settings.PIPEDECK_WORKER_POLL
+        self.grace = grace
+        self.held: dict[int, Held] = {}
+        self.stats = Stats()
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._db_pool = ThreadPoolExecutor(
+            max_workers=1 if connection.vendor == "sqlite" else min(8, self.concurrency + 2),
+            thread_name_prefix=f"pipedeck-db-{self.worker_id[-6:]}",
+        )
+
+    # -- thread-safe controls -------------------------------------------------------------------
+    def _call_soon(self, fn: Callable[[], Any]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(fn)
+
+    def wake(self) -> None:
+        """Look for queued runs now."""
+        self._call_soon(lambda: self._wake and self._wake.set())
+
+    def stop(self) -> None:
+        """Stop claiming; finish held runs within the grace period, then re-queue the rest."""
+        self._call_soon(lambda: self._stopping and self._stopping.set())
+
+    def cancel(self, run_id: int) -> None:
+        """Cancel a held run at once (the database flag reaches other processes by polling)."""
+
+        def do() -> None:
+            held = self.held.get(run_id)
+            if held is not None:
+                held.control.cancel()
+
+        self._call_soon(do)
+
+    # -- database --------------------------------------------------------------------------------
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in the worker's database threads."""
+
+        def call() -> Any:
+            try:
+                return fn(*args)
+            except (OperationalError, InterfaceError):
+                close_old_connections()  # a broken connection is replaced on the next call
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
+
+    # -- the loop --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until stop() is called."""
+        self._loop = asyncio.get_running_loop()
+        self._wake, self._stopping = asyncio.Event(), asyncio.Event()
+        _local_workers.append(self)
+        helpers = [asyncio.create_task(self._watch()), asyncio.create_task(self._listen())]
+        self.ready.set()
+        last_reap = 0.0
+        try:
+            while not self._stopping.is_set():
+                if time.monotonic() - last_reap > self.lease / 2:
+                    last_reap = time.monotonic()
+                    await self._reap()
+                await self._claim_what_fits()
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(self._stopping.wait())
+                await asyncio.wait([waiter, stopper], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                self._wake.clear()
+            await self._shutdown()
+        finally:
+            for task in helpers:
+                task.cancel()
+            _local_workers.remove(self)
+            await self.db(connections.close_all)
+            self._db_pool.shutdown(wait=False)
+
+    async def _claim_what_fits(self) -> None:
+        while len(self.held) < self.concurrency and not self._stopping.is_set():  # type: ignore[union-attr]
+            try:
+                claim = await self.db(queue.claim_next_run, self.worker_id, self.lease)
+            except Exception:
+                log.exception("claiming a run failed")
+                return
+            if claim is None:
+                return
+            self.stats.claimed += 1
+            held = Held(claim, RunControl())
+            self.held[claim.run_id] = held
+            held.task = asyncio.create_task(self._execute(held), name=f"run {claim.run_id}")
+
+    async def _execute(self, held: Held) -> str | None:
+        state: str | None = None
+        try:
+            state = await executor.execute(held.claim, held.control, self.db)
+        except asyncio.CancelledError:
+            await self._give_back(held)
+        except Exception:
+            log.exception("run %s: worker error", held.claim.run_id)
+            await self.db(queue.finish_run, held.claim, "failed", "internal error in the worker")
+        finally:
+            self.held.pop(held.claim.run_id, None)
+            if state:
+                self.stats.finished[state] = self.stats.finished.get(state, 0) + 1
+            if self._wake is not None:
+                self._wake.set()
+        return state
+
+    async def _give_back(self, held: Held) -> None:
+        if await self.db(queue.requeue_run, held.claim):
+            log.warning("run %s re-queued: worker %s is stopping", held.claim.run_id, self.worker_id)
+            await executor.run_update(self.db, held.claim.run_id)
+            await self.wake_others()
+
+    async def _reap(self) -> None:
+        try:
+            reaped = await self.db(queue.reap_lost_runs)
+        except Exception:
+            log.exception("reaping lost runs failed")
+            return
+        for item in reaped:
+            if not item.requeued:
+                await self._report_lost(item.run_id)
+            await executor.run_update(self.db, item.run_id)
+        if any(item.requeued for item in reaped):
+            await self.wake_others()
+            self._wake.set()  # type: ignore[union-attr]
+
+    async def _report_lost(self, run_id: int) -> None:
+        def write() -> dict[str, Any]:
+            records.close_units(run_id, queue.WORKER_LOST)  # the run is already failed: nobody else writes
+            event = records.append_event(
+                run_id,
+                "run_finished",
+                {"status": "failed", "duration": 0.0, "error": queue.WORKER_LOST},
+                time.time(),
+            )
+            return event.as_message()
+
+        message = await self.db(write)
+        await publish(
+            [(groups.run_group(run_id), {"type": groups.RUN_EVENT, "run": run_id, "events": [message]})]
+        )
+
+    async def _watch(self) -> None:
+        """Heartbeat held runs every lease/3 and pick up cancel requests every CANCEL_POLL seconds."""
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(CANCEL_POLL)
+            try:
+                held = list(self.held.values())
+                if not held:
+                    continue
+                for run_id in await self.db(queue.cancel_requested_ids, [h.claim.run_id for h in held]):
+                    if run_id in self.held:
+                        self.held[run_id].control.cancel()
+                if time.monotonic() - last_beat >= self.lease / 3:
+                    last_beat = time.monotonic()
+                    for h in held:
+                        if not h.stale and not await self.db(queue.heartbeat, h.claim, self.lease):
+                            log.warning(
+                                "run %s was taken from worker %s: stopping it", h.claim.run_id, self.worker_id
+                            )
+                            h.stale = True
+                            h.control.cancel()
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _listen(self) -> None:
+        """With a shared (Redis) channel layer, wake up as soon as any process queues a run."""
+        layer = get_channel_layer()
+        if layer is None or isinstance(layer, InMemoryChannelLayer):
+            return
+        channel = await layer.new_channel()
+        await layer.group_add(groups.WORKERS_GROUP, channel)
+        try:
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == groups.WORKER_WAKE:
+                    self._wake.set()  # type: ignore[union-attr]
+                elif message.get("type") == groups.WORKER_CANCEL and message.get("run") in self.held:
+                    self.held[message["run"]].control.cancel()
+        except asyncio.CancelledError:
+            await layer.group_discard(groups.WORKERS_GROUP, channel)
+            raise
+
+    async def wake_others(self) -> None:
+        """Re-queued runs: wake the workers of other processes (a shared layer), they also poll."""
+        if not isinstance(get_channel_layer(), InMemoryChannelLayer):
+            await publish([(groups.WORKERS_GROUP, {"type": groups.WORKER_WAKE})])
+
+    async def _shutdown(self) -> None:
+        tasks = [h.task for h in self.held.values() if h.task is not None]
+        if tasks:
+            log.warning(
+                "worker %s stopping: waiting up to %.0f s for %d run(s)",
+                self.worker_id,
+                self.grace,
+                len(tasks),
+            )
+            _, pending = await asyncio.wait(tasks, timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+
+def wake_workers() -> None:
+    """A run was queued: wake this process's worker, and the others through a shared channel layer."""
+    for worker in list(_local_workers):
+        worker.wake()
+    layer = get_channel_layer()
+    if layer is not None and not isinstance(layer, InMemoryChannelLayer):
+        from designer.runs.publish import publish_sync
+
+        publish_sync([(groups.WORKERS_GROUP, {"type": groups.WORKER_WAKE})])
+
+
+def cancel_locally(run_id: int) -> None:
+    """Cancel a run now if a worker of this process (or, via the layer, another process) holds it."""
+    for worker in list(_local_workers):
+        worker.cancel(run_id)
+    layer = get_channel_layer()
+    if layer is not None and not isinstance(layer, InMemoryChannelLayer):
+        from designer.runs.publish import publish_sync
+
+        publish_sync([(groups.WORKERS_GROUP, {"type": groups.WORKER_CANCEL, "run": run_id})])
+
+
+def start_embedded_worker() -> Worker | None:
+    """Start the in-process worker once (a daemon thread with its own loop), if settings enable it."""
+    global _embedded
+    if not settings.PIPEDECK_INPROCESS_WORKER:
+        return None
+    with _embedded_lock:
+        if _embedded is None:
+            worker = Worker()
+            thread = threading.Thread(
+                target=lambda: asyncio.run(worker.run()), name="pipedeck-worker", daemon=True
+            )
+            thread.start()
+            worker.ready.wait(5)
+            _embedded = worker
+        return _embedded
+
+
+def _is_server_process() -> bool:
+    """True in a real server; under pytest only in a child process (the live Daphne of browser tests)."""
+    import multiprocessing
+    import sys
+
+    return "pytest" not in sys.modules or multiprocessing.parent_process() is not None
+
+
+class StartsEmbeddedWorker:
+    """ASGI wrapper: the first request to the server starts the in-process worker (embedded default)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        if not self.started:
+            self.started = True
+            if _is_server_process():
+                await asyncio.to_thread(start_embedded_worker)
+        return await self.app(scope, receive, send)

@@ -1,0 +1,76 @@
+// Runs dashboard: the team's websocket pushes {type: "run", run: {...}} when a run is queued or changes state.
+(function () {
+  "use strict";
+  let retryMs = 250;
+
+  function matches(list, run) {
+    const project = list.dataset.filterProject, state = list.dataset.filterState, pipeline = list.dataset.filterPipeline;
+    if (state && run.state !== state) return false;
+    if (pipeline && !(run.pipelines || []).includes(pipeline)) return false;
+    if (project && run.project_slug && run.project_slug !== project) return false;
+    return true;
+  }
+
+  function cell(tr, value, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    if (value instanceof Node) td.appendChild(value); else td.textContent = value;
+    tr.appendChild(td);
+  }
+
+  function badge(state) {
+    const span = document.createElement("span");
+    span.className = "badge state-" + state;
+    span.textContent = state;
+    return span;
+  }
+
+  function render(list, run) {
+    const tr = document.createElement("tr");
+    tr.dataset.run = run.id;
+    tr.dataset.state = run.state;
+    const link = document.createElement("a");
+    link.href = list.dataset.runUrl.replace(/0\/$/, `${run.id}/`);
+    link.textContent = `#${run.id}`;
+    cell(tr, link);
+    cell(tr, run.project);
+    cell(tr, (run.pipelines || []).join(", ") || "all");
+    cell(tr, badge(run.state));
+    cell(tr, run.created_at ? run.created_at.slice(0, 19).replace("T", " ") : "");
+    cell(tr, run.duration != null ? `${run.duration.toFixed(2)} s` : "", "duration");
+    return tr;
+  }
+
+  function update(run) {
+    const list = document.getElementById("run-list");
+    if (!list) return;
+    const rows = document.getElementById("run-rows");
+    const existing = rows.querySelector(`tr[data-run="${run.id}"]`);
+    if (existing) {
+      existing.replaceWith(render(list, run));
+    } else if (matches(list, run)) {
+      const empty = rows.querySelector("tr.empty");
+      if (empty) empty.remove();
+      rows.prepend(render(list, run));
+    }
+  }
+
+  function connect() {
+    const list = document.getElementById("run-list");
+    if (!list) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/teams/${list.dataset.team}/runs/`);
+    socket.onopen = () => { retryMs = 250; document.body.dataset.runsLive = "1"; };
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type === "run") update(data.run);
+    };
+    socket.onclose = (event) => {
+      document.body.dataset.runsLive = "0";
+      if (event.code === 4403) return;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 5000);
+    };
+  }
+  connect();
+})();

@@ -1,0 +1,238 @@
+// Live run page: applies the run's events (history, then live) to the step boxes, log and timeline.
+// Events carry a gapless `seq`: duplicates are skipped, and a gap (a dropped message) triggers a re-sync
+// from the stored events over HTTP. The websocket reconnects by itself with ?after=<last seq>.
+(function () {
+  "use strict";
+  const root = document.getElementById("run");
+  if (!root) return;
+  const runId = root.dataset.run;
+  const eventsUrl = root.dataset.eventsUrl;
+  const FINISHED = ["succeeded", "failed", "cancelled"];
+  let lastSeq = 0;
+  let syncing = false;
+  let held = [];
+  let socket = null;
+  let retryMs = 250;
+
+  const key = (p, ph, s) => `${p}\u0000${ph}\u0000${s}`;
+  const steps = new Map();
+  root.querySelectorAll(".run-step").forEach((el) => steps.set(key(el.dataset.pipeline, el.dataset.phase, el.dataset.step), el));
+  const pipelines = new Map();
+  root.querySelectorAll(".run-pipeline").forEach((el) => pipelines.set(el.dataset.pipeline, el));
+  const timings = new Map(); // step key -> {label, start, end, state}
+  const logEl = document.getElementById("log");
+
+  function setState(el, state) {
+    if (!el) return;
+    el.className = el.className.replace(/\bstate-\w+/g, "").trim() + " state-" + state;
+    el.dataset.state = state;
+    const label = el.querySelector(":scope > .step-state, :scope > h2 > .badge");
+    if (label) { label.textContent = state; label.className = label.className.replace(/\bstate-\w+/g, "").trim() + " state-" + state; }
+  }
+  function text(el, selector, value) {
+    const target = el && el.querySelector(selector);
+    if (target) target.textContent = value;
+  }
+  function showError(el, value) {
+    if (!el) return;
+    el.textContent = value || "";
+    el.hidden = !value;
+  }
+  const secs = (d) => (d === null || d === undefined ? "" : `${Number(d).toFixed(2)} s`);
+
+  function setRunState(state, error) {
+    const badge = document.getElementById("run-state");
+    badge.textContent = state;
+    badge.className = "badge state-" + state;
+    badge.dataset.state = state;
+    root.dataset.state = state;
+    const finished = FINISHED.includes(state);
+    const cancel = document.getElementById("cancel-run");
+    if (cancel) cancel.hidden = finished;
+    const retry = document.getElementById("retry-form");
+    if (retry) retry.hidden = !(state === "failed" || state === "cancelled");
+    if (error !== undefined) showError(document.getElementById("run-error"), error);
+  }
+
+  function stepEl(ev) {
+    let el = steps.get(key(ev.pipeline, ev.phase, ev.step));
+    if (!el) { // a step the layout did not know (generated id): add a box
+      const pl = pipelines.get(ev.pipeline);
+      const phase = pl && pl.querySelector(`.run-phase[data-phase="${CSS.escape(ev.phase)}"] .run-steps`);
+      if (!phase) return null;
+      el = document.createElement("li");
+      el.className = "run-step state-queued";
+      Object.assign(el.dataset, { pipeline: ev.pipeline, phase: ev.phase, step: ev.step, state: "queued" });
+      el.innerHTML = '<span class="step-id"></span><span class="step-plugin"></span><span class="step-state">queued</span>' +
+        '<span class="step-stats muted"><span class="step-rows"></span> <span class="step-duration"></span></span>' +
+        '<div class="progress" hidden><div class="bar"></div></div><p class="step-error" hidden></p>';
+      el.querySelector(".step-id").textContent = ev.step;
+      phase.appendChild(el);
+      steps.set(key(ev.pipeline, ev.phase, ev.step), el);
+    }
+    return el;
+  }
+
+  function log(ev) {
+    const line = `${new Date(ev.ts * 1000).toISOString().slice(11, 23)} ${ev.level.padEnd(7)} ${ev.pipeline}.${ev.phase}.${ev.step}: ${ev.message}\n`;
+    const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
+    logEl.append(line);
+    if (atBottom) logEl.scrollTop = logEl.scrollHeight;
+  }
+
+  function apply(ev) {
+    switch (ev.kind) {
+      case "run_started":
+        setRunState("running", "");
+        steps.forEach((el) => setState(el, "queued"));
+        pipelines.forEach((el) => setState(el, "queued"));
+        timings.clear();
+        break;
+      case "run_finished":
+        setRunState(ev.status, ev.error || "");
+        text(document, "#run-duration", secs(ev.duration));
+        break;
+      case "pipeline_started":
+        setState(pipelines.get(ev.pipeline), "running");
+        break;
+      case "pipeline_finished": {
+        const el = pipelines.get(ev.pipeline);
+        setState(el, ev.status);
+        text(el, ".pl-duration", secs(ev.duration));
+        showError(el && el.querySelector(".pl-error"), ev.error);
+        break;
+      }
+      case "step_started": {
+        const el = stepEl(ev);
+        setState(el, "running");
+        if (el) { text(el, ".step-plugin", ev.plugin); showError(el.querySelector(".step-error"), ""); }
+        timings.set(key(ev.pipeline, ev.phase, ev.step), { label: `${ev.pipeline} · ${ev.step}`, start: ev.ts, end: null, state: "running" });
+        break;
+      }
+      case "step_progress": {
+        const el = stepEl(ev);
+        if (!el) break;
+        text(el, ".step-rows", `${ev.rows} rows${ev.total ? " of " + ev.total : ""}`);
+        const bar = el.querySelector(".progress");
+        if (ev.total) { bar.hidden = false; bar.firstElementChild.style.width = `${Math.min(100, (100 * ev.rows) / ev.total)}%`; }
+        break;
+      }
+      case "step_log":
+        log(ev);
+        break;
+      case "step_finished": {
+        const el = stepEl(ev);
+        setState(el, ev.status);
+        if (el) {
+          const rows = [ev.rows_in != null ? `${ev.rows_in} in` : "", ev.rows_out != null ? `${ev.rows_out} out` : ""].filter(Boolean).join(" · ");
+          text(el, ".step-rows", rows);
+          text(el, ".step-duration", secs(ev.duration));
+          showError(el.querySelector(".step-error"), ev.error);
+          const bar = el.querySelector(".progress");
+          if (!bar.hidden) bar.firstElementChild.style.width = "100%";
+        }
+        const t = timings.get(key(ev.pipeline, ev.phase, ev.step)) || { label: `${ev.pipeline} · ${ev.step}`, start: ev.ts - (ev.duration || 0) };
+        t.end = ev.ts; t.state = ev.status;
+        timings.set(key(ev.pipeline, ev.phase, ev.step), t);
+        break;
+      }
+      default:
+        break;
+    }
+    if (ev.kind.startsWith("step_") && ev.kind !== "step_log") scheduleGantt();
+  }
+
+  // -- timeline -------------------------------------------------------------------------------
+  let ganttPending = false;
+  function scheduleGantt() {
+    if (ganttPending) return;
+    ganttPending = true;
+    requestAnimationFrame(() => { ganttPending = false; drawGantt(); });
+  }
+  function drawGantt() {
+    const svg = document.getElementById("gantt");
+    const items = [...timings.values()];
+    if (!items.length) { svg.innerHTML = ""; return; }
+    const now = Date.now() / 1000;
+    const t0 = Math.min(...items.map((t) => t.start));
+    const t1 = Math.max(...items.map((t) => t.end || now), t0 + 0.001);
+    const width = svg.clientWidth || 800, label = 220, row = 18;
+    const scale = (width - label - 10) / (t1 - t0);
+    svg.setAttribute("height", String(items.length * row + 4));
+    const ns = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    items.forEach((t, i) => {
+      const y = i * row + 2;
+      const name = document.createElementNS(ns, "text");
+      name.setAttribute("x", "0"); name.setAttribute("y", String(y + 12)); name.textContent = t.label;
+      const bar = document.createElementNS(ns, "rect");
+      bar.setAttribute("x", String(label + (t.start - t0) * scale));
+      bar.setAttribute("y", String(y));
+      bar.setAttribute("width", String(Math.max(2, ((t.end || now) - t.start) * scale)));
+      bar.setAttribute("height", String(row - 4));
+      bar.setAttribute("class", "gantt-bar state-" + t.state);
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${t.label}: ${((t.end || now) - t.start).toFixed(2)} s (${t.state})`;
+      bar.appendChild(title);
+      svg.append(name, bar);
+    });
+  }
+
+  // -- ordering, gaps and re-sync ---------------------------------------------------------------
+  function receive(events) {
+    if (syncing) { held.push(...events); return; }
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i];
+      if (ev.seq <= lastSeq) continue; // duplicate
+      if (ev.seq > lastSeq + 1) { // gap: fetch what we missed, then continue with these
+        held.push(...events.slice(i));
+        resync();
+        return;
+      }
+      apply(ev);
+      lastSeq = ev.seq;
+    }
+    root.dataset.lastSeq = String(lastSeq);
+  }
+
+  async function resync() {
+    syncing = true;
+    try {
+      for (;;) {
+        const response = await fetch(`${eventsUrl}?after=${lastSeq}`, { headers: { Accept: "application/json" } });
+        if (!response.ok) break;
+        const data = await response.json();
+        for (const ev of data.events) if (ev.seq === lastSeq + 1) { apply(ev); lastSeq = ev.seq; }
+        if (!data.more) break;
+      }
+    } catch (err) {
+      console.warn("re-sync failed", err);
+    } finally {
+      syncing = false;
+      const pending = held.sort((a, b) => a.seq - b.seq);
+      held = [];
+      receive(pending);
+    }
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/?after=${lastSeq}`);
+    socket.onopen = () => { retryMs = 250; root.dataset.connected = "1"; };
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type === "events") receive(data.events);
+      else if (data.type === "synced") root.dataset.synced = "1";
+    };
+    socket.onclose = (event) => {
+      root.dataset.connected = "0";
+      if (event.code === 4403) return; // not allowed: do not hammer the server
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 5000);
+    };
+  }
+
+  setInterval(() => { if (root.dataset.state === "running") scheduleGantt(); }, 1000);
+  connect();
+  window.pipedeckRun = { receive, get lastSeq() { return lastSeq; } };
+})();

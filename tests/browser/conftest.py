@@ -1,0 +1,125 @@
+"""Browser-test fixtures: a live Daphne (child process, same file SQLite test DB) and a logged-in page.
+
+Others reuse ``live_server_url``, ``browser_user`` and ``logged_in_page``. See /work/shared/TESTING.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM must still work there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "browser-pw"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in this folder is a browser test; skip them when Chromium is missing."""
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+            if not Path(CHROMIUM).exists():
+                item.add_marker(pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt install chromium)"))
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):  # type: ignore[no-untyped-def]
+    """Debian's Chromium, headless, with no background networking (the network is closed here)."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+def _child_setup(test_db_name: str) -> None:
+    """In the Daphne child: use the test database file, with fresh connections."""
+    from django.conf import settings
+    from django.db import connections
+
+    settings.DATABASES["default"]["NAME"] = test_db_name
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+    connections["default"].settings_dict["NAME"] = test_db_name
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real Daphne serving the ASGI app (HTTP, websockets, static files) on a free port."""
+    from channels.testing.live import make_application
+    from daphne.testing import DaphneProcess
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        name = connections["default"].settings_dict["NAME"]
+        if connections["default"].vendor == "sqlite" and str(name).startswith(("file:", ":memory:")):
+            pytest.skip("browser tests need a file SQLite test database (DATABASES TEST NAME)")
+        server = DaphneProcess(
+            "127.0.0.1",
+            partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+            setup=partial(_child_setup, str(name)),
+        )
+        server.daemon = True
+        server.start()
+        while not server.ready.wait(timeout=1):
+            if not server.is_alive():
+                raise RuntimeError("the live Daphne server stopped while starting")
+        try:
+            yield f"http://127.0.0.1:{server.port.value}"
+        finally:
+            server.terminate()
+            server.join(timeout=10)
+
+
+@pytest.fixture
+def browser_user(transactional_db):  # type: ignore[no-untyped-def]
+    """User ``ada`` (password ``browser-pw``), owner of team ``lab`` with project ``demo``."""
+    from tests.factory import add_member, make_project, make_team, make_user
+
+    user = make_user("ada", password=PASSWORD)
+    team = make_team("Lab", slug="lab")
+    add_member(team, user, "owner")
+    project = make_project(team, "Demo", slug="demo")
+    return {"user": user, "team": team, "project": project, "password": PASSWORD}
+
+
+@pytest.fixture
+def logged_in_page(page, live_server_url, browser_user):  # type: ignore[no-untyped-def]
+    """A Playwright page logged in as ``browser_user`` through Django's login form."""
+    page.set_default_timeout(10_000)
+    page.console_errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))  # type: ignore[attr-defined]
+    page.on(
+        "console",
+        lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None,  # type: ignore[attr-defined]
+    )
+    page.goto(f"{live_server_url}/accounts/login/")
+    page.fill("input[name=username]", browser_user["user"].username)
+    page.fill("input[name=password]", browser_user["password"])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server_url}/")
+    return page
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where browser tests save screenshots (test-artifacts/)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,85 @@
+"""Runs in a real Chromium against a live Daphne (with its embedded worker): live step states, cancel."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.factory import make_pipeline
+
+pytestmark = pytest.mark.browser
+
+
+def sleep_spec(seconds: float) -> dict:
+    return {
+        "type": "ETL",
+        "phases": {
+            "extract": {"steps": [{"id": "wait", "plugin": "sleep_extract", "args": {"seconds": seconds}}]},
+            "load": {"steps": [{"id": "sink", "plugin": "sleep_load", "args": {"seconds": 0}}]},
+        },
+    }
+
+
+def start_from_editor(page: Page, live_server_url: str, pipeline: str) -> None:
+    page.goto(f"{live_server_url}/p/lab/demo/{pipeline}/")
+    page.click("[data-testid=run-button]")
+    page.wait_for_url(re.compile(r".*/runs/\d+/$"))
+    page.evaluate("window.__notReloaded = true")
+
+
+def test_a_run_started_from_the_editor_shows_steps_going_from_running_to_succeeded(
+    logged_in_page: Page, live_server_url, browser_user, artifacts_dir
+):
+    make_pipeline(browser_user["project"], "orders", spec=sleep_spec(1.5))
+    page = logged_in_page
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    start_from_editor(page, live_server_url, "orders")
+    wait = page.locator('.run-step[data-step="wait"]')
+    expect(wait).to_have_attribute("data-state", "running", timeout=10_000)
+    expect(page.locator('.run-step[data-step="sink"]')).to_have_attribute("data-state", "queued")
+    expect(wait).to_have_attribute("data-state", "succeeded", timeout=10_000)
+    expect(page.locator("#run-state")).to_have_attribute("data-state", "succeeded")
+    expect(wait.locator(".step-duration")).to_contain_text("s")
+    expect(page.locator("#gantt rect")).to_have_count(2)
+    expect(page.locator("#log")).to_contain_text("slept")
+    assert page.evaluate("window.__notReloaded") is True  # the page never reloaded
+    page.screenshot(path=str(artifacts_dir / "run-detail.png"), full_page=True)
+
+    page.goto(f"{live_server_url}/p/lab/demo/orders/")  # the editor marks the step's latest state
+    expect(page.locator('.step[data-id="wait"] [data-step-state]')).to_have_attribute(
+        "data-step-state", "succeeded"
+    )
+    assert [u for u in missing if not u.endswith("favicon.ico")] == []
+
+
+def test_cancel_stops_a_long_run(logged_in_page: Page, live_server_url, browser_user):
+    make_pipeline(browser_user["project"], "slow", spec=sleep_spec(60))
+    page = logged_in_page
+    start_from_editor(page, live_server_url, "slow")
+    expect(page.locator('.run-step[data-step="wait"]')).to_have_attribute(
+        "data-state", "running", timeout=10_000
+    )
+    page.click("#cancel-run")
+    expect(page.locator("#run-state")).to_have_attribute("data-state", "cancelled", timeout=5_000)
+    expect(page.locator('.run-step[data-step="wait"]')).to_have_attribute("data-state", "cancelled")
+    expect(page.locator("#cancel-run")).to_be_hidden()
+    expect(page.locator("#retry-form")).to_be_visible()
+    assert page.evaluate("window.__notReloaded") is True
+
+
+def test_the_dashboard_shows_new_runs_without_reload(logged_in_page: Page, live_server_url, browser_user):
+    make_pipeline(browser_user["project"], "orders", spec=sleep_spec(0.2))
+    page = logged_in_page
+    page.goto(f"{live_server_url}/t/lab/runs/")
+    page.wait_for_function("document.body.dataset.runsLive === '1'")
+    page.evaluate("window.__notReloaded = true")
+    other = page.context.new_page()
+    other.goto(f"{live_server_url}/p/lab/demo/orders/")
+    other.click("[data-testid=run-button]")
+    other.wait_for_url(re.compile(r".*/runs/\d+/$"))
+    run_id = other.url.rstrip("/").rsplit("/", 1)[1]
+    expect(page.locator(f'#run-rows tr[data-run="{run_id}"]')).to_have_attribute("data-state", "succeeded")
+    assert page.evaluate("window.__notReloaded") is True

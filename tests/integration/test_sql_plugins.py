@@ -1,0 +1,176 @@
+"""SQL plugins against the real PostgreSQL and MariaDB: round trips, load modes, atomic failures, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from orchestrator.plugins import PluginError
+from orchestrator.plugins.sql import SqlExecute, SqlExtract, SqlLoad
+from orchestrator.plugins.sqldb import connect, parse_dsn
+from orchestrator.plugins.sqlload import load_frame
+from tests.orchestrator.plugins.conftest import Progress, make_ctx
+
+pytestmark = pytest.mark.integration
+
+ORDERS = pl.DataFrame(
+    {
+        "id": [1, 2, 3],
+        "amount": [5.5, 20.0, None],
+        "country": ['F,R "x"', "", None],
+        "day": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), None],
+        "ts": [dt.datetime(2024, 1, 1, 10, 30, 0, 123456), None, dt.datetime(2024, 3, 1)],
+        "paid": [True, False, None],
+        "price": pl.Series([Decimal("1.10"), Decimal("2.25"), None], dtype=pl.Decimal(10, 2)),
+    }
+)
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def dsn(request):
+    return request.getfixturevalue("postgres_dsn" if request.param == "postgresql" else "mariadb_dsn")
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return make_ctx(tmp_path, on_progress=Progress())
+
+
+def query(dsn, tmp_path, sql):
+    conn = connect(parse_dsn(dsn, tmp_path))
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+async def read(ctx, dsn, table="orders"):
+    frame = await SqlExtract({"dsn": dsn, "query": f"SELECT * FROM {table} ORDER BY id"}).extract(ctx)
+    return frame
+
+
+async def test_round_trip_keeps_values_and_types(ctx, dsn):
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS)
+    back = await read(ctx, dsn)
+    assert back["id"].to_list() == [1, 2, 3]
+    assert back["amount"].to_list() == [5.5, 20.0, None]
+    assert back["country"].to_list() == ['F,R "x"', "", None]
+    assert back["day"].to_list() == ORDERS["day"].to_list()
+    assert back["ts"].to_list() == ORDERS["ts"].to_list()
+    assert [None if v is None else bool(v) for v in back["paid"].to_list()] == [True, False, None]
+    assert back["price"].to_list() == [Decimal("1.10"), Decimal("2.25"), None]
+    assert ctx.on_progress.calls[-1] == (3, 3)
+
+
+async def test_lazy_input_and_streamed_extract(ctx, dsn):
+    big = pl.LazyFrame({"id": range(3000)}).with_columns(v=pl.col("id").cast(pl.String))
+    await SqlLoad({"dsn": dsn, "table": "big"}).load(ctx, big)
+    ctx.on_progress.calls.clear()
+    frame = await SqlExtract({"dsn": dsn, "table": "big", "columns": ["id"], "batch_size": 1000}).extract(ctx)
+    assert sorted(frame["id"].to_list()) == list(range(3000))
+    assert [rows for rows, _ in ctx.on_progress.calls] == [1000, 2000, 3000, 3000]
+
+
+async def test_append_replace_upsert(ctx, dsn, tmp_path):
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS)
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS.head(1))
+    assert query(dsn, tmp_path, "SELECT count(*) FROM orders") == [(4,)]
+    await SqlLoad({"dsn": dsn, "table": "orders", "mode": "replace"}).load(ctx, ORDERS.tail(2))
+    assert query(dsn, tmp_path, "SELECT id FROM orders ORDER BY id") == [(2,), (3,)]
+    changes = pl.DataFrame({"id": [3, 4], "country": ["IT", "PT"]})
+    await SqlLoad({"dsn": dsn, "table": "orders", "mode": "upsert", "key": ["id"]}).load(ctx, changes)
+    assert query(dsn, tmp_path, "SELECT id, country, amount FROM orders ORDER BY id") == [
+        (2, "", 20.0),
+        (3, "IT", None),
+        (4, "PT", None),
+    ]
+
+
+async def test_upsert_into_a_new_table_makes_the_key_primary(ctx, dsn, tmp_path):
+    frame = pl.DataFrame({"code": ["a", "b"], "n": [1, 2]})
+    load = SqlLoad({"dsn": dsn, "table": "codes", "mode": "upsert", "key": "code"})
+    await load.load(ctx, frame)
+    await load.load(ctx, pl.DataFrame({"code": ["b", "c"], "n": [20, 30]}))
+    assert query(dsn, tmp_path, "SELECT code, n FROM codes ORDER BY code") == [("a", 1), ("b", 20), ("c", 30)]
+
+
+async def test_a_failed_load_leaves_the_table_as_it_was(ctx, dsn, tmp_path):
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS)
+    conn = connect(parse_dsn(dsn, tmp_path))
+    conn.cursor().execute("CREATE UNIQUE INDEX orders_id ON orders (id)")
+    conn.commit()
+    conn.close()
+    before = query(dsn, tmp_path, "SELECT id, country FROM orders ORDER BY id")
+    clash = pl.DataFrame({"id": [10, 11, 10]})
+    for mode in ("append", "replace"):
+        with pytest.raises(
+            PluginError, match="^loading into table 'orders' of .* failed: .*(duplicate|Duplicate)"
+        ):
+            await SqlLoad({"dsn": dsn, "table": "orders", "mode": mode}).load(ctx, clash)
+        assert query(dsn, tmp_path, "SELECT id, country FROM orders ORDER BY id") == before
+
+
+async def test_a_cancelled_load_into_a_new_table_leaves_no_table(dsn, tmp_path):
+    db = parse_dsn(dsn, tmp_path)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(PluginError, match="the load was cancelled"):
+        load_frame(db, "fresh", ORDERS, "append", None, progress=lambda *a: None, cancel=cancel)
+    with pytest.raises(PluginError, match="^table 'fresh' does not exist in"):
+        await SqlExtract({"dsn": dsn, "table": "fresh"}).extract(make_ctx(tmp_path))
+
+
+async def test_missing_table_and_extra_columns_are_named(ctx, dsn):
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS.select("id"))
+    with pytest.raises(PluginError, match=r"^table 'ordres' does not exist in \S+; tables there: orders$"):
+        await SqlExtract({"dsn": dsn, "table": "ordres"}).extract(ctx)
+    with pytest.raises(PluginError, match="^query failed on .*(ordres|doesn't exist)"):
+        await SqlExtract({"dsn": dsn, "query": "SELECT * FROM ordres"}).extract(ctx)
+    with pytest.raises(
+        PluginError, match="^column 'amount' of the data is not in table 'orders' \\(its columns: id\\)"
+    ):
+        await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS.select("id", "amount"))
+
+
+@pytest.mark.parametrize(
+    ("make_dsn", "label"),
+    [
+        (lambda url: url.replace(":5432", ":1").replace(":3306", ":1"), "at"),
+        (lambda url: url.rsplit("/", 1)[0] + "/pipedeck_no_such_db", "at"),
+    ],
+)
+async def test_wrong_dsn_says_what_to_check(ctx, dsn, make_dsn, label):
+    bad = make_dsn(dsn.split("?")[0])
+    with pytest.raises(
+        PluginError, match=r"^cannot connect to (PostgreSQL|MariaDB/MySQL) at .*check the dsn"
+    ):
+        await SqlExtract({"dsn": bad, "query": "SELECT 1"}).extract(ctx)
+    assert "password" not in bad or ":" not in bad.split("@")[0].split("//")[1]
+
+
+async def test_execute_is_one_transaction(ctx, dsn, tmp_path):
+    await SqlLoad({"dsn": dsn, "table": "orders"}).load(ctx, ORDERS.select("id"))
+    SqlExecute(
+        {"dsn": dsn, "sql": "UPDATE orders SET id = id + 10; DELETE FROM orders WHERE id = 11"}
+    ).execute(ctx)
+    assert query(dsn, tmp_path, "SELECT id FROM orders ORDER BY id") == [(12,), (13,)]
+    with pytest.raises(PluginError, match="^SQL failed on .*, nothing was changed: "):
+        SqlExecute({"dsn": dsn, "sql": "DELETE FROM orders; SELECT * FROM nope"}).execute(ctx)
+    assert query(dsn, tmp_path, "SELECT id FROM orders ORDER BY id") == [(12,), (13,)]
+
+
+async def test_postgres_schema_qualified_table(ctx, postgres_dsn, tmp_path):
+    SqlExecute({"dsn": postgres_dsn, "sql": "CREATE SCHEMA IF NOT EXISTS pipedeck_mart"}).execute(ctx)
+    try:
+        await SqlLoad({"dsn": postgres_dsn, "table": "pipedeck_mart.totals"}).load(ctx, ORDERS.select("id"))
+        frame = await SqlExtract({"dsn": postgres_dsn, "table": "pipedeck_mart.totals"}).extract(ctx)
+        assert frame["id"].to_list() == [1, 2, 3]
+    finally:
+        SqlExecute({"dsn": postgres_dsn, "sql": "DROP SCHEMA pipedeck_mart CASCADE"}).execute(ctx)

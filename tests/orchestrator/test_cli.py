@@ -1,0 +1,160 @@
+"""``python -m orchestrator``, run as a user runs it: in a subprocess, asserting exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GOOD = """\
+variables:
+  ROWS: 3
+---
+concurrency: 2
+pipelines:
+  first:
+    type: ETL
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: sleep_extract, args: {seconds: 0.01, rows: "${{ variables.ROWS }}"}}
+      load:
+        steps:
+          - {id: write, plugin: sleep_load, args: {seconds: 0.01}}
+  second:
+    type: ETL
+    needs: first
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: sleep_extract, args: {seconds: 0.01}}
+      load:
+        steps:
+          - {id: write, plugin: sleep_load, args: {seconds: 0.01}}
+"""
+
+FAILING = """\
+pipelines:
+  orders:
+    type: ETL
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: csv_extract, args: {path: missing.csv}}
+      load:
+        steps:
+          - {id: write, plugin: sleep_load}
+  after:
+    type: ETL
+    needs: orders
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: sleep_extract}
+      load:
+        steps:
+          - {id: write, plugin: sleep_load}
+"""
+
+INVALID = """\
+pipelines:
+  orders:
+    type: ETL
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: sleep_extract}
+"""
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PIPEDECK_DATA_ROOT": str(cwd)}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name, text in {"good.yaml": GOOD, "failing.yaml": FAILING, "invalid.yaml": INVALID}.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_validate_accepts_a_good_file(files: Path) -> None:
+    done = cli("validate", "good.yaml", cwd=files)
+    assert (done.returncode, done.stdout) == (0, "good.yaml: valid (2 pipeline(s): first, second)\n")
+
+
+def test_validate_reports_line_column_and_path_with_exit_code_2(files: Path) -> None:
+    done = cli("validate", "invalid.yaml", cwd=files)
+    assert done.returncode == 2
+    problem = "line 3, column 5: pipelines.orders: a pipeline of type ETL is missing the required phase(s) load"
+    assert done.stderr.startswith("invalid.yaml: ")
+    assert problem in done.stderr
+
+
+def test_a_missing_file_is_invalid_input(files: Path) -> None:
+    done = cli("run", "nope.yaml", cwd=files)
+    assert done.returncode == 2
+    assert done.stderr == "nope.yaml: cannot read the file (No such file or directory)\n"
+
+
+def test_run_prints_progress_and_exits_0(files: Path) -> None:
+    done = cli("run", "good.yaml", cwd=files)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "first: running"
+    assert "  first extract/read [INFO] slept 0.010 s" in lines
+    assert any(line.startswith("  first extract/read: succeeded in ") and line.endswith(", 3 rows") for line in lines)
+    assert lines[-1].startswith("run succeeded in ")
+    assert "\x1b" not in done.stdout  # not a terminal: plain lines
+
+
+def test_a_failed_pipeline_exits_1_and_says_why(files: Path) -> None:
+    done = cli("run", "failing.yaml", cwd=files)
+    assert done.returncode == 1
+    assert (
+        f"  pipeline 'orders', phase extract, step 'read' (csv_extract): file 'missing.csv' not found in the data root "
+        f"{files} (looked for {files / 'missing.csv'})"
+    ) in done.stdout.splitlines()
+    assert "after: skipped in 0.00 s" in done.stdout.splitlines()
+    assert done.stdout.splitlines()[-1].endswith(": 1 pipeline(s) failed: orders")
+
+
+def test_events_json_prints_one_parsable_event_per_line(files: Path) -> None:
+    done = cli("run", "good.yaml", "--events", "json", "--pipeline", "first", "--var", "ROWS=7", cwd=files)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0]["kind"] == "run_started" and events[0]["pipelines"] == ["first"]
+    assert events[-1]["kind"] == "run_finished" and events[-1]["status"] == "succeeded"
+    read = [e for e in events if e["kind"] == "step_finished" and e["step"] == "read"]
+    assert read[0]["rows_out"] == 7  # the --var override reached the step's args
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pipeline", "third"], "no pipeline named 'third' in this project (it has: first, second)\n"),
+        (["--var", "ROWS"], "--var expects KEY=VALUE, got 'ROWS'\n"),
+    ],
+)
+def test_bad_run_options_are_invalid_input(files: Path, args: list[str], message: str) -> None:
+    done = cli("run", "good.yaml", *args, cwd=files)
+    assert (done.returncode, done.stderr) == (2, message)
+
+
+def test_plugins_lists_built_ins_and_entry_point_plugins(files: Path) -> None:
+    done = cli("plugins", cwd=files)
+    assert done.returncode == 0
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert {"csv_extract", "join_merge", "sql_execute", "sleep_extract", "sleep_load"} <= set(names)
+
+    described = {p["name"]: p for p in json.loads(cli("plugins", "--json", cwd=files).stdout)}
+    assert described["sleep_extract"]["kind"] == "extract"
+    assert described["sleep_extract"]["module"] == "pipedeck_sleep"
+    assert set(described["sleep_extract"]["args_schema"]["properties"]) == {"seconds", "rows"}

@@ -1,0 +1,156 @@
+"""Websocket consumers: authorisation at connect, stored history then live events, no gap, no duplicate."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.auth import AuthMiddlewareStack
+from channels.layers import channel_layers, get_channel_layer
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from designer import consumers
+from designer.routing import websocket_urlpatterns
+from designer.runs import groups, queue, records
+from designer.runs.launch import start_run
+from tests.factory import add_member, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+
+
+@pytest.fixture(autouse=True)
+def fresh_layer():  # type: ignore[no-untyped-def]
+    """The in-memory layer binds its queues to one event loop: give each test its own."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def _cookie(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return [
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+        (b"origin", b"http://testserver"),
+    ]
+
+
+def _event(n: int) -> dict:
+    return {
+        "kind": "step_log",
+        "ts": time.time(),
+        "pipeline": "orders",
+        "phase": "extract",
+        "step": "wait",
+        "level": "INFO",
+        "message": f"line {n}",
+    }
+
+
+def _store(claim: queue.Claim, first: int, count: int) -> list[dict]:
+    events = [_event(first + i) for i in range(count)]
+    records.store_events(claim, first, events)
+    return [
+        {"seq": first + i, "kind": e["kind"], "ts": e["ts"], "message": e["message"]}
+        for i, e in enumerate(events)
+    ]
+
+
+async def _publish(run_id: int, messages: list[dict]) -> None:
+    await get_channel_layer().group_send(
+        groups.run_group(run_id), {"type": groups.RUN_EVENT, "run": run_id, "events": messages}
+    )
+
+
+async def _receive_seqs(comm: WebsocketCommunicator) -> list[int]:
+    seqs: list[int] = []
+    while True:
+        message = await comm.receive_json_from(timeout=2)
+        if message["type"] == "synced":
+            return seqs
+        seqs += [e["seq"] for e in message["events"]]
+
+
+@pytest.fixture
+def claimed_run(sleep_project, alice):  # type: ignore[no-untyped-def]
+    run = start_run(sleep_project, alice)
+    return run, queue.claim_next_run("w1", lease=30)
+
+
+async def test_late_client_gets_history_after_its_seq_then_live_without_duplicates(claimed_run, alice):
+    run, claim = claimed_run
+    await sync_to_async(_store)(claim, 1, 3)
+    comm = WebsocketCommunicator(
+        application, f"/ws/runs/{run.pk}/?after=1", headers=await sync_to_async(_cookie)(alice)
+    )
+    connected, _ = await comm.connect()
+    assert connected
+    assert await _receive_seqs(comm) == [2, 3]
+    live = await sync_to_async(_store)(claim, 4, 1)
+    await _publish(run.pk, [{"seq": 3, "kind": "step_log", "ts": 0}, *live])  # 3 again: must be skipped
+    message = await comm.receive_json_from(timeout=2)
+    assert [e["seq"] for e in message["events"]] == [4]
+    assert message["events"][0]["message"] == "line 4"
+    await comm.disconnect()
+
+
+async def test_events_published_while_history_is_replayed_are_neither_lost_nor_repeated(
+    claimed_run, alice, monkeypatch
+):
+    run, claim = claimed_run
+    await sync_to_async(_store)(claim, 1, 2)
+    original = consumers.RunEventsConsumer.__dict__["_stored_after"]
+
+    async def racing_replay(self, seq):  # type: ignore[no-untyped-def]
+        # Between joining the group and reading history: event 3 is stored and published, 4 only published
+        # after the read (as a worker does: store, then publish).
+        live3 = await sync_to_async(_store)(claim, 3, 1)
+        await _publish(run.pk, live3)
+        stored = await original.__get__(self, type(self))(seq)
+        live4 = await sync_to_async(_store)(claim, 4, 1)
+        await _publish(run.pk, live4)
+        return stored
+
+    monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", racing_replay)
+    comm = WebsocketCommunicator(
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(alice)
+    )
+    assert (await comm.connect())[0]
+    seqs = await _receive_seqs(comm)
+    monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", original)
+    while not await comm.receive_nothing(timeout=0.3):
+        seqs += [e["seq"] for e in (await comm.receive_json_from())["events"]]
+    assert seqs == [1, 2, 3, 4]
+    await comm.disconnect()
+
+
+async def test_anonymous_and_non_members_are_refused_with_4403(claimed_run, bob):
+    run, _ = claimed_run
+    anonymous = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/")
+    assert await anonymous.connect() == (False, consumers.FORBIDDEN)
+    outsider = WebsocketCommunicator(
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(bob)
+    )
+    assert await outsider.connect() == (False, consumers.FORBIDDEN)
+    team_outsider = WebsocketCommunicator(
+        application, "/ws/teams/acme/runs/", headers=await sync_to_async(_cookie)(bob)
+    )
+    assert await team_outsider.connect() == (False, consumers.FORBIDDEN)
+
+
+async def test_a_viewer_may_watch_and_the_team_list_sees_new_runs(sleep_project, team):
+    viewer = await sync_to_async(make_user)("vera")
+    await sync_to_async(add_member)(team, viewer, "viewer")
+    comm = WebsocketCommunicator(
+        application, f"/ws/teams/{team.slug}/runs/", headers=await sync_to_async(_cookie)(viewer)
+    )
+    assert (await comm.connect())[0]
+    run = await sync_to_async(start_run)(sleep_project, viewer)
+    message = await comm.receive_json_from(timeout=2)
+    assert message["type"] == "run" and message["run"]["id"] == run.pk and message["run"]["state"] == "queued"
+    await comm.disconnect()

@@ -1,0 +1,100 @@
+"""The background loop end to end on SQLite: runs execute once, events are stored gaplessly, rows follow."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from designer.models import Run, RunEvent, StepRun
+from designer.runs import launch
+from designer.runs.launch import start_run
+from tests.factory import make_pipeline
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW = {
+    "type": "ETL",
+    "phases": {
+        "extract": {"steps": [{"id": "wait", "plugin": "sleep_extract", "args": {"seconds": 30}}]},
+        "load": {"steps": [{"id": "sink", "plugin": "sleep_load", "args": {"seconds": 0}}]},
+    },
+}
+FAILING = {
+    "type": "ETL",
+    "phases": {
+        "extract": {
+            "steps": [{"id": "gen", "plugin": "generate_rows", "args": {"rows": 5, "columns": {"id": "i"}}}]
+        },
+        "transform": {"steps": [{"id": "bad", "plugin": "filter_rows", "args": {"expr": "nope > 1"}}]},
+        "load": {"steps": [{"id": "sink", "plugin": "sleep_load", "args": {"seconds": 0}}]},
+    },
+}
+
+
+def wait_for(predicate, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def finished(run_id: int) -> Run | None:
+    run = Run.objects.get(pk=run_id)
+    return run if run.finished else None
+
+
+def test_a_queued_run_is_executed_and_every_event_stored_in_order(sleep_project, alice, worker_thread):
+    run = start_run(sleep_project, alice)
+    done = wait_for(lambda: finished(run.pk))
+    assert done.state == "succeeded" and done.attempt == 1
+    seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1)) and done.last_seq == len(seqs)
+    kinds = list(RunEvent.objects.filter(run=run).values_list("kind", flat=True))
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    steps = {s.step_id: s for s in StepRun.objects.filter(pipeline_run__run=run)}
+    assert {s.state for s in steps.values()} == {"succeeded"}
+    assert steps["wait"].rows_out == 1 and steps["wait"].duration is not None
+    assert run.pipeline_runs.get().state == "succeeded"
+
+
+def test_a_failing_step_fails_the_run_with_its_step_phase_and_cause(project, alice, worker_thread):
+    make_pipeline(project, "broken", spec=FAILING)
+    run = start_run(project, alice)
+    done = wait_for(lambda: finished(run.pk))
+    assert done.state == "failed"
+    bad = StepRun.objects.get(pipeline_run__run=run, step_id="bad")
+    assert bad.state == "failed" and "bad" in bad.error and "transform" in bad.error
+    assert StepRun.objects.get(pipeline_run__run=run, step_id="sink").state in ("skipped", "cancelled")
+
+
+def test_cancel_stops_a_long_run_promptly(project, alice, worker_thread):
+    make_pipeline(project, "slow", spec=SLOW)
+    run = start_run(project, alice)
+    wait_for(lambda: StepRun.objects.filter(pipeline_run__run=run, step_id="wait", state="running").exists())
+    started = time.monotonic()
+    assert launch.cancel(Run.objects.get(pk=run.pk))
+    done = wait_for(lambda: finished(run.pk))
+    assert done.state == "cancelled"
+    assert time.monotonic() - started < 2
+    assert StepRun.objects.get(pipeline_run__run=run, step_id="wait").state == "cancelled"
+
+
+def test_graceful_stop_requeues_what_the_worker_still_holds(project, alice):
+    import asyncio
+    import threading
+
+    from designer.runs.worker import Worker
+
+    make_pipeline(project, "slow", spec=SLOW)
+    run = start_run(project, alice)
+    worker = Worker(worker_id="w-stop", concurrency=1, lease=5, poll=0.05, grace=0.2)
+    thread = threading.Thread(target=lambda: asyncio.run(worker.run()), daemon=True)
+    thread.start()
+    wait_for(lambda: Run.objects.filter(pk=run.pk, state="running").exists())
+    worker.stop()
+    thread.join(5)
+    run.refresh_from_db()
+    assert (run.state, run.worker_id, run.attempt) == ("queued", "", 1)
