@@ -123,7 +123,7 @@ def validate_pipeline(
     """
     prefix = f"pipelines.{name}."
     try:
-        parsed = PipelineSpec.model_validate(copy.deepcopy(spec))
+        parsed = PipelineSpec.model_validate(spec)  # pydantic builds new objects: ``spec`` is not changed
     except ValidationError as exc:
         problems = [p for p, _loc in problems_from_validation_error(exc)]
         problems += draft_step_problems(spec, variables or {})

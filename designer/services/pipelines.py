@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -44,12 +45,16 @@ def reference_context(project: Project) -> tuple[dict[str, Any], set[str]]:
 
 def check(pipeline: Pipeline, spec: dict[str, Any] | None = None) -> Checked:
     """Validate ``spec`` (default: the pipeline's current spec) as this pipeline of its project."""
-    known = set(Pipeline.objects.filter(project_id=pipeline.project_id).values_list("name", flat=True))
-    known.add(pipeline.name)
-    variables, secrets = reference_context(pipeline.project)
-    return validate_pipeline(
-        pipeline.name, spec if spec is not None else pipeline.spec, known, variables, secrets
-    )
+    spec = spec if spec is not None else pipeline.spec
+    known: set[str] | None = None
+    if spec.get("needs"):
+        known = set(Pipeline.objects.filter(project_id=pipeline.project_id).values_list("name", flat=True))
+        known.add(pipeline.name)
+    variables: dict[str, Any] = {}
+    secrets: set[str] = set()
+    if "${{" in json.dumps(spec):  # only a spec with references needs the project's variables and secrets
+        variables, secrets = reference_context(pipeline.project)
+    return validate_pipeline(pipeline.name, spec, known, variables, secrets)
 
 
 def store(pipeline: Pipeline, spec: dict[str, Any]) -> Checked:

@@ -567,17 +567,26 @@ def project_specs(draw: st.DrawFn) -> ProjectSpec:
     })  # fmt: skip
 
 
-def test_tricky_text_round_trips_as_keys_values_and_names() -> None:
+def tricky_spec() -> ProjectSpec:
     pipeline = yaml.safe_load(f"type: ETL\n{textwrap.dedent(ETL_BODY)}")
-    spec = ProjectSpec.model_validate(
+    return ProjectSpec.model_validate(
         {
             "variables": {"V": TRICKY, **{text or "empty": text for text in TRICKY}},
             "pipelines": {text: {**pipeline, "description": text} for text in TRICKY if "${{" not in text},
         }
     )
+
+
+def test_tricky_text_round_trips_as_keys_values_and_names() -> None:
+    spec = tricky_spec()
     text = dump_project(spec)
     assert load_project(text) == spec
     assert dump_project(load_project(text)) == text
+
+
+def test_a_yaml_1_1_reader_reads_a_dump_as_we_do() -> None:
+    text = dump_project(tricky_spec())
+    assert list(yaml.safe_load_all(text)) == list(yaml.load_all(text, Loader=CoreLoader))  # noqa: S506
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -640,3 +649,11 @@ pipelines:
     ours = list(yaml.load_all(dumped, Loader=CoreLoader))[-1]
     assert json.loads(run.stdout) == substitute_variables(ours, spec.variables)
     assert json.loads(run.stdout)["pipelines"]["yes"]["phases"]["load"]["steps"][0]["args"]["on"] == "off"
+
+    dumped = dump_project(tricky_spec())  # ambiguous text as pipeline names and descriptions
+    path.write_text(dumped)
+    run = subprocess.run(
+        [str(PIPELINE_FLOW_PYTHON), "-c", PIPELINE_FLOW_READ, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == list(yaml.load_all(dumped, Loader=CoreLoader))[-1]  # noqa: S506
