@@ -15,3 +15,4 @@ class BenchRow:
     ideal: float | None = None
     baseline: float | None = None  # pipeline-flow 1.0.8, measured in the same run; None when unavailable
     target: str = ""  # what the issue asks, e.g. "<= 1.2x ideal"
+    floor: float | None = None  # the same waits in bare asyncio on this machine now: what load allows

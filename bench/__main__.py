@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import bench
 from bench import BenchRow
 
-HEADER = ("workload", "figure", "ideal", "pipeline-flow 1.0.8", "x ideal", "x pf", "target")
+HEADER = ("workload", "figure", "ideal", "bare asyncio", "pipeline-flow 1.0.8", "x ideal", "x pf", "target")
 
 
 def bench_modules() -> list[str]:
@@ -31,7 +31,9 @@ def bench_modules() -> list[str]:
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    return f"{value:.1f} {unit}" if unit == "us" else f"{value:.3f} {unit}"
+    if unit == "us" or abs(value) >= 100:
+        return f"{value:,.1f} {unit}"
+    return f"{value:.3f} {unit}"
 
 
 def _ratio(value: float, other: float | None) -> str:
@@ -45,6 +47,7 @@ def table(rows: Sequence[BenchRow]) -> str:
             r.workload,
             _fmt(r.figure, r.unit),
             _fmt(r.ideal, r.unit),
+            _fmt(r.floor, r.unit),
             _fmt(r.baseline, r.unit),
             _ratio(r.figure, r.ideal),
             _ratio(r.figure, r.baseline),
@@ -53,7 +56,12 @@ def table(rows: Sequence[BenchRow]) -> str:
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 
@@ -65,11 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="bench modules to run (default: all)")
     args = parser.parse_args(argv)
     rows: list[BenchRow] = []
+    failed = []
     for name in args.modules or bench_modules():
         print(f"running bench.{name}...", file=sys.stderr, flush=True)
-        rows.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+        try:
+            rows.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+        except Exception as exc:  # one broken workload must not hide the others' figures
+            print(f"bench.{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed.append(name)
     print(table(rows))
-    return 0
+    print(
+        "figure: Pipedeck; W1 in microseconds per step, W2/W3 in seconds (best run). "
+        "x pf < 1: faster than pipeline-flow.\n"
+        "bare asyncio: the same waits as plain asyncio tasks, i.e. what this machine's load allows now."
+    )
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -55,13 +55,18 @@ def ensure_venv() -> Path:
     """The baseline's Python, creating the venv and installing pipeline-flow on first use (or reusing it)."""
     if _installed():
         return _venv_python()
-    print(f"creating {VENV.relative_to(ROOT)} with pipeline-flow=={VERSION} (first run only)...", file=sys.stderr)
+    print(
+        f"creating {VENV.relative_to(ROOT)} with pipeline-flow=={VERSION} (first run only)...",
+        file=sys.stderr,
+    )
     if not _venv_python().exists():
         subprocess.run([_base_python(), "-m", "venv", str(VENV)], check=True)
     pip = [str(_venv_python()), "-m", "pip", "install", "-q", f"pipeline-flow=={VERSION}"]
     done = subprocess.run(pip, capture_output=True, text=True)
     if done.returncode != 0 or not _installed():
-        raise BaselineUnavailable(f"pip install pipeline-flow=={VERSION} failed: {done.stderr.strip()[-500:]}")
+        raise BaselineUnavailable(
+            f"pip install pipeline-flow=={VERSION} failed: {done.stderr.strip()[-500:]}"
+        )
     return _venv_python()
 
 
@@ -88,7 +93,7 @@ def _define_plugins() -> None:
 
     one_row = [{"x": 1}]
 
-    class WaitExtract(IExtractPlugin, plugin_name="bench_wait_extract"):  # type: ignore[call-arg]
+    class WaitExtract(IExtractPlugin, plugin_name="bench_wait_extract"):  # type: ignore[call-arg,misc]
         def __init__(self, plugin_id: str, seconds: float = 0.0) -> None:
             super().__init__(plugin_id)
             self.seconds = seconds
@@ -98,15 +103,15 @@ def _define_plugins() -> None:
                 await asyncio.sleep(self.seconds)
             return one_row
 
-    class ConcatMerge(IMergeExtractPlugin, plugin_name="bench_concat_merge"):  # type: ignore[call-arg]
+    class ConcatMerge(IMergeExtractPlugin, plugin_name="bench_concat_merge"):  # type: ignore[call-arg,misc]
         def __call__(self, extracted_data: dict[str, Any]) -> Any:
             return [row for rows in extracted_data.values() for row in rows]
 
-    class Identity(ITransformPlugin, plugin_name="bench_identity"):  # type: ignore[call-arg]
+    class Identity(ITransformPlugin, plugin_name="bench_identity"):  # type: ignore[call-arg,misc]
         def __call__(self, data: Any) -> Any:
             return data
 
-    class WaitLoad(ILoadPlugin, plugin_name="bench_wait_load"):  # type: ignore[call-arg]
+    class WaitLoad(ILoadPlugin, plugin_name="bench_wait_load"):  # type: ignore[call-arg,misc]
         def __init__(self, plugin_id: str, seconds: float = 0.0) -> None:
             super().__init__(plugin_id)
             self.seconds = seconds

@@ -25,8 +25,15 @@ from pydantic import BaseModel, Field
 from bench import BenchRow, pipeline_flow_env
 from orchestrator.cli import JsonLines
 from orchestrator.events import EventSink
-from orchestrator.plugins import ExtractPlugin, Frame, LoadPlugin, MergePlugin, PluginRegistry, StepContext
-from orchestrator.plugins import TransformPlugin
+from orchestrator.plugins import (
+    ExtractPlugin,
+    Frame,
+    LoadPlugin,
+    MergePlugin,
+    PluginRegistry,
+    StepContext,
+    TransformPlugin,
+)
 from orchestrator.scheduler import run_project
 from orchestrator.yamlio import load_project
 
@@ -84,7 +91,11 @@ def bench_registry() -> PluginRegistry:
 
 
 def _step(step_id: str, plugin: str, seconds: float | None = None) -> dict[str, Any]:
-    return {"id": step_id, "plugin": plugin, **({"args": {"seconds": seconds}} if seconds is not None else {})}
+    return {
+        "id": step_id,
+        "plugin": plugin,
+        **({"args": {"seconds": seconds}} if seconds is not None else {}),
+    }
 
 
 def _pipeline(
@@ -144,7 +155,41 @@ def measure_pipedeck(yaml_text: str, *, repeat: int, logged: bool) -> dict[str, 
         t2 = time.perf_counter()
         if not result.ok:
             raise RuntimeError(f"bench workload failed: {result.error}")
-        best = {"parse": min(best["parse"], t1 - t0), "run": min(best["run"], t2 - t1), "total": min(best["total"], t2 - t0)}
+        best = {
+            "parse": min(best["parse"], t1 - t0),
+            "run": min(best["run"], t2 - t1),
+            "total": min(best["total"], t2 - t0),
+        }
+    return best
+
+
+async def _floor_tasks(workload: str) -> None:
+    """The workload's waits as bare asyncio tasks: no engine at all."""
+    if workload == "w2":
+        await asyncio.gather(*(asyncio.sleep(WAIT) for _ in range(500)))
+        await asyncio.gather(*(asyncio.sleep(WAIT) for _ in range(50)))
+    elif workload == "w3_many":
+        limit = asyncio.Semaphore(10)
+
+        async def two_steps() -> None:
+            async with limit:
+                await asyncio.sleep(WAIT)
+                await asyncio.sleep(WAIT)
+
+        await asyncio.gather(*(two_steps() for _ in range(100)))
+    else:
+        for _ in range(20):
+            await asyncio.sleep(WAIT)
+            await asyncio.sleep(WAIT)
+
+
+def asyncio_floor(workload: str, repeat: int) -> float:
+    """Best-of-``repeat`` seconds of ``_floor_tasks``."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        asyncio.run(_floor_tasks(workload))
+        best = min(best, time.perf_counter() - started)
     return best
 
 
@@ -156,7 +201,9 @@ def _baseline(yaml_text: str, *, repeat: int, logged: bool) -> dict[str, float] 
         return None
 
 
-def _per_step(with_steps: dict[str, float] | None, without: dict[str, float] | None, key: str, n: int) -> float | None:
+def _per_step(
+    with_steps: dict[str, float] | None, without: dict[str, float] | None, key: str, n: int
+) -> float | None:
     if with_steps is None or without is None:
         return None
     return max(0.0, with_steps[key] - without[key]) / n * 1e6
@@ -165,7 +212,10 @@ def _per_step(with_steps: dict[str, float] | None, without: dict[str, float] | N
 def _w1_rows(repeat: int) -> list[BenchRow]:
     n = 200
     rows = []
-    for logged, label in ((False, "nothing listening / logging off"), (True, "events as JSON lines / INFO logs")):
+    for logged, label in (
+        (False, "nothing listening / logging off"),
+        (True, "events as JSON lines / INFO logs"),
+    ):
         ours = {k: measure_pipedeck(w1(k), repeat=repeat, logged=logged) for k in (0, n)}
         theirs = {k: _baseline(w1(k), repeat=repeat, logged=logged) for k in (0, n)}
         keys = (("run", "run"), ("total", "load+run")) if not logged else (("run", "run"),)
@@ -189,20 +239,24 @@ def run(quick: bool = False) -> list[BenchRow]:
     """Measure W1-W3 for Pipedeck and pipeline-flow 1.0.8."""
     repeat = 2 if quick else 5
     rows = _w1_rows(repeat * 2)
-    for name, text, ideal in (
-        ("W2 500 extract + 50 load steps of 50 ms", w2(), 0.1),
-        ("W3 100 pipelines x 2 steps, concurrency 10", w3_many(), 1.0),
-        ("W3 chain of 20 pipelines by needs", w3_chain(), 2.0),
+    for key, name, text, ideal in (
+        ("w2", "W2 500 extract + 50 load steps of 50 ms", w2(), 0.1),
+        ("w3_many", "W3 100 pipelines x 2 steps, concurrency 10", w3_many(), 1.0),
+        ("w3_chain", "W3 chain of 20 pipelines by needs", w3_chain(), 2.0),
     ):
         ours = measure_pipedeck(text, repeat=repeat, logged=False)
         theirs = _baseline(text, repeat=repeat, logged=False)
-        rows.append(
-            BenchRow(
-                name,
-                ours["total"],
-                ideal=ideal,
-                baseline=theirs["total"] if theirs else None,
-                target="<= 1.2x ideal",
+        floor = asyncio_floor(key, repeat)
+        for what in ("run", "load+run"):
+            part = "run" if what == "run" else "total"
+            rows.append(
+                BenchRow(
+                    f"{name}, {what}",
+                    ours[part],
+                    ideal=ideal,
+                    baseline=theirs[part] if theirs else None,
+                    target="<= 1.2x ideal",
+                    floor=floor,
+                )
             )
-        )
     return rows

@@ -47,7 +47,7 @@ def _child(*args: str) -> dict[str, Any]:
 
 def orders_csv(rows: int) -> Path:
     """The generated CSV, streamed to disk by a child process the first time, then reused."""
-    path = DATA / f"orders_{rows}.csv"
+    path = DATA / f"w5_orders_{rows}.csv"
     if not path.exists():
         DATA.mkdir(parents=True, exist_ok=True)
         _child("generate", str(rows), str(path))

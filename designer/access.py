@@ -49,8 +49,12 @@ def get_pipeline_for(
     request: HttpRequest, team_slug: str, project_slug: str, name: str, role: str = Role.VIEWER
 ) -> Pipeline:
     """The pipeline ``name`` of the project, authorised through its team (Http404 otherwise)."""
-    project = get_project_for(request, team_slug, project_slug, role)
-    pipeline = Pipeline.objects.filter(project=project, name=name).select_related("project__team").first()
-    if pipeline is None:
+    pipeline = (
+        Pipeline.objects.filter(project__team__slug=team_slug, project__slug=project_slug, name=name)
+        .select_related("project__team")
+        .first()
+    )
+    # Same answer for "no such pipeline" and "not yours": a non-member learns nothing.
+    if pipeline is None or not can(request.user, pipeline.project.team, role):
         raise Http404("No such pipeline")
     return pipeline

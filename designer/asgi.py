@@ -12,9 +12,15 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from designer.routing import websocket_urlpatterns  # noqa: E402
 from designer.runs.worker import StartsEmbeddedWorker  # noqa: E402
+
+if settings.PIPEDECK_SERVE_STATIC:
+    # One process serves everything (make run); behind a proxy serving collected static files, turn it off.
+    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 # StartsEmbeddedWorker (runs engineer): the first request starts the in-process run worker when
 # PIPEDECK_INPROCESS_WORKER is true, so `make run` needs no second process.

@@ -8,6 +8,7 @@ Events are stored before they are published, so every event is either in the his
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -60,10 +61,13 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def run_event(self, message: dict[str, Any]) -> None:
-        """A batch of live events (``groups.RUN_EVENT``)."""
-        fresh = [e for e in message["events"] if e["seq"] > self.last_sent]
-        if fresh:
-            await self._send_events(fresh)
+        """A batch of live events (``groups.run_events_message``)."""
+        if message["first"] > self.last_sent:  # all new: send the pre-encoded text
+            await self.send(text_data=message["text"])
+            self.last_sent = message["last"]
+        elif message["last"] > self.last_sent:  # partly replayed already: send the rest
+            events = json.loads(message["text"])["events"]
+            await self._send_events([e for e in events if e["seq"] > self.last_sent])
 
     async def _send_events(self, events: list[dict[str, Any]]) -> None:
         await self.send_json({"type": "events", "events": events})

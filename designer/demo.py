@@ -50,7 +50,9 @@ DEMO_PIPELINES: dict[str, dict[str, Any]] = {
         "description": "Raw orders into the warehouse, then a summary table built inside it",
         "phases": {
             "extract": {"steps": [_step("read_orders", "csv_extract", path="${{ variables.ORDERS_FILE }}")]},
-            "load": {"steps": [_step("raw_orders", "sql_load", dsn=WAREHOUSE, table="orders_raw", mode="replace")]},
+            "load": {
+                "steps": [_step("raw_orders", "sql_load", dsn=WAREHOUSE, table="orders_raw", mode="replace")]
+            },
             "transform_at_load": {
                 "steps": [
                     _step(
@@ -69,7 +71,7 @@ DEMO_PIPELINES: dict[str, dict[str, Any]] = {
     },
     "customers_etlt": {
         "type": "ETLT",
-        "description": "Customers cleaned in Python, loaded, then joined with the raw orders in the warehouse",
+        "description": "Customers cleaned in Python, loaded, then joined with raw orders in the warehouse",
         "needs": ["orders_elt"],
         "phases": {
             "extract": {"steps": [_step("read_customers", "sql_extract", dsn=SOURCE_DB, table="customers")]},
@@ -79,7 +81,9 @@ DEMO_PIPELINES: dict[str, dict[str, Any]] = {
                     _step("dedupe", "deduplicate", subset=["customer_id"]),
                 ]
             },
-            "load": {"steps": [_step("customers", "sql_load", dsn=WAREHOUSE, table="customers", mode="replace")]},
+            "load": {
+                "steps": [_step("customers", "sql_load", dsn=WAREHOUSE, table="customers", mode="replace")]
+            },
             "transform_at_load": {
                 "steps": [
                     _step(

@@ -183,7 +183,7 @@ def clone_pipeline(source: Pipeline, project: Project, user: Any, message: str) 
     if dropped:
         message += f" (dropped needs not in this project: {', '.join(dropped)})"
     actor = user if user is not None and getattr(user, "is_authenticated", False) else None
-    pipeline = Pipeline.objects.create(
+    pipeline = Pipeline(
         project=project,
         name=name,
         slug=slugify(name)[:100] or "pipeline",
@@ -196,6 +196,8 @@ def clone_pipeline(source: Pipeline, project: Project, user: Any, message: str) 
         is_template=False,
         created_by=actor,
     )
+    pipeline._activity_recorded = True  # the view records used_template / copied
+    pipeline.save()
     PipelineVersion.objects.create(
         pipeline=pipeline, number=1, spec=spec, author=actor, message=message[:500]
     )

@@ -130,12 +130,20 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / envstr("PIPEDECK_SQLITE", "db.sqlite3"),
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+            # WAL: readers never wait for the writer (web + worker); NORMAL sync is safe with WAL. Not in
+            # tests: a live-server child forked with the parent's connection open loses sight of its writes.
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                if envbool("PIPEDECK_SQLITE_WAL", "pytest" not in sys.modules)
+                else "",
+            },
             # A file (not :memory:) so a live Daphne child process sees the same test database; one per
             # test run (child processes inherit the name through the environment), so runs never collide.
             "TEST": {
-                "NAME": str(
-                    BASE_DIR / os.environ.setdefault("PIPEDECK_TEST_DB", f"test-db-{os.getpid()}.sqlite3")
+                "NAME": os.environ.setdefault(
+                    "PIPEDECK_TEST_DB", str(BASE_DIR / f"test-db-{os.getpid()}.sqlite3")
                 )
             },
         }
@@ -180,6 +188,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+PIPEDECK_SERVE_STATIC = envbool("PIPEDECK_SERVE_STATIC", True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -215,7 +224,16 @@ PIPEDECK_WORKER_CONCURRENCY = envint("PIPEDECK_WORKER_CONCURRENCY", 4)
 PIPEDECK_RUN_MAX_ATTEMPTS = envint("PIPEDECK_RUN_MAX_ATTEMPTS", 2)
 # Live run pages can fall behind a burst of events: give each websocket a deeper buffer than the default 100.
 CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 2000
+# SQLite serves the web pages and the in-process worker at once: WAL lets readers run during a write and
+# makes each commit cheap (no fsync of the whole journal), which is what keeps event batches fast.
+# (Not under pytest: the browser tests' live server then stopped seeing rows the test process wrote.)
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and envbool(
+    "PIPEDECK_SQLITE_WAL", "pytest" not in sys.modules
+):
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 # Tests that start their own PostgreSQL test database (tests/integration) name it so they never collide.
 if envstr("PIPEDECK_TEST_DB"):
     DATABASES["default"]["TEST"]["NAME"] = envstr("PIPEDECK_TEST_DB")
+# Step log lines are stored as run events (shown on the run page), so they are not echoed to the console.
+LOGGING["loggers"]["pipedeck.step"] = {"handlers": [], "level": "WARNING", "propagate": False}
 # ---- end runs ----

@@ -8,6 +8,7 @@ from designer.views import library, teams
 
 team_urls = [
     path("settings/", teams.team_settings, name="designer-team-settings"),
+    path("delete/", teams.team_delete, name="designer-team-delete"),
     path("members/add/", teams.member_add, name="designer-team-member-add"),
     path("members/<int:member>/role/", teams.member_role, name="designer-team-member-role"),
     path("members/<int:member>/remove/", teams.member_remove, name="designer-team-member-remove"),

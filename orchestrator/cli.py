@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from orchestrator.errors import SpecError
 from orchestrator.events import (
     Event,
     PhaseStarted,
+    PipelineEvent,
     PipelineFinished,
     PipelineStarted,
     RunFinished,
@@ -49,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a project's pipelines")
     run.add_argument("file", type=Path)
     run.add_argument(
-        "--pipeline", action="append", metavar="NAME", help="run only this pipeline (repeatable)"
+        "--pipeline",
+        action="append",
+        metavar="NAME",
+        help="run only this pipeline (repeatable); its needs outside the selection count as satisfied",
     )
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="override a variable")
     run.add_argument("--events", choices=["json"], help="print one JSON event per line instead of progress")
@@ -133,41 +138,74 @@ def _write(out: TextIO, text: str) -> None:
 
 
 class JsonLines:
-    """``--events json``: one event per line, flushed, for machines."""
+    """``--events json``: one event per line, for machines; flushed once per turn of the event loop."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self._flush_pending = False
 
     def __call__(self, event: Event) -> None:
-        _write(self.out, event.to_json() + "\n")
+        try:
+            self.out.write(event.to_json() + "\n")
+        except BrokenPipeError:
+            _write(self.out, "")  # the reader went away: discard from now on
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside a run: flush now
+            self.flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Flush what was written (every event of a batch reaches the reader together)."""
+        self._flush_pending = False
+        _write(self.out, "")
 
 
 class HumanProgress:
-    """Progress for people: a line per pipeline and per step, redrawn in place on a terminal."""
+    """Progress for people. On a terminal: a live block with a line per running pipeline and its steps,
+    redrawn in place; logs, finished pipelines (with their failed steps) and the summary scroll above it.
+    Otherwise: plain lines, one per event worth keeping."""
 
     REDRAW_EVERY = 0.1  # seconds; the final state is always drawn
 
     def __init__(self, out: TextIO, *, live: bool) -> None:
         self.out = out
         self.live = live
-        self.lines: dict[tuple[str, ...], str] = {}
+        #: pipeline -> {step ("" for the pipeline itself) -> line}, for the running pipelines
+        self.running: dict[str, dict[str, str]] = {}
+        self.failed_steps: set[tuple[str, str]] = set()
         self.drawn = 0
         self.last_draw = 0.0
 
     def __call__(self, event: Event) -> None:
         line = self._describe(event)
-        if self.live:
-            if line is not None:
-                key = (event.pipeline, getattr(event, "step", "")) if hasattr(event, "pipeline") else ("",)
-                self.lines[key] = line
-            if isinstance(event, StepLog | PipelineFinished | RunFinished):
-                self._print_above(event)
-            if not isinstance(event, RunFinished):
-                self._redraw()
-        else:
+        if not self.live:
             text = self._plain(event, line)
             if text is not None:
                 _write(self.out, text + "\n")
+            return
+        if isinstance(event, StepLog):
+            self._print_above([self._log_line(event)])
+        elif isinstance(event, PipelineFinished):
+            self._print_above(self._finished_pipeline(event, line or ""))
+        elif isinstance(event, RunFinished):
+            self._clear()
+            self.running.clear()
+            _write(self.out, self._summary(event) + "\n")
+        elif line is not None and isinstance(event, PipelineEvent):
+            step = getattr(event, "step", "")
+            self.running.setdefault(event.pipeline, {})[step] = line
+            if isinstance(event, StepFinished | StepStarted):
+                key = (event.pipeline, step)
+                if isinstance(event, StepFinished) and event.status == Status.FAILED:
+                    self.failed_steps.add(key)
+                else:
+                    self.failed_steps.discard(key)
+            self._redraw()
 
     @staticmethod
     def _describe(event: Event) -> str | None:
@@ -187,12 +225,17 @@ class HumanProgress:
         if isinstance(event, StepFinished):
             n = event.rows_out
             rows = "" if n is None else f", {n} row{'s' if n != 1 else ''}"
-            return f"  {event.pipeline} {event.phase}/{event.step}: {event.status.value} in {event.duration:.2f} s{rows}"
+            took = f"{event.status.value} in {event.duration:.2f} s"
+            return f"  {event.pipeline} {event.phase}/{event.step}: {took}{rows}"
         return None
+
+    @staticmethod
+    def _log_line(event: StepLog) -> str:
+        return f"  {event.pipeline} {event.phase}/{event.step} [{event.level}] {event.message}"
 
     def _plain(self, event: Event, line: str | None) -> str | None:
         if isinstance(event, StepLog):
-            return f"  {event.pipeline} {event.phase}/{event.step} [{event.level}] {event.message}"
+            return self._log_line(event)
         if isinstance(event, StepProgress | PhaseStarted):
             return None  # too chatty for a log file
         if isinstance(event, PipelineFinished) and event.error:
@@ -207,22 +250,17 @@ class HumanProgress:
             f": {event.error}" if event.error else ""
         )
 
-    def _print_above(self, event: Event) -> None:
-        """Messages that stay: logs, errors and the summary scroll above the live block."""
-        if isinstance(event, StepLog):
-            text = f"  {event.pipeline} {event.phase}/{event.step} [{event.level}] {event.message}"
-        elif isinstance(event, PipelineFinished):
-            if not event.error or event.status == Status.SUCCEEDED:
-                return
-            text = f"{event.pipeline}: {event.error}"
-        else:
-            assert isinstance(event, RunFinished)
-            self._redraw(force=True)
-            self.drawn = 0  # the block stays as it is; the summary goes below it
-            _write(self.out, self._summary(event) + "\n")
-            return
+    def _finished_pipeline(self, event: PipelineFinished, line: str) -> list[str]:
+        """The lines a finished pipeline leaves behind; it leaves the live block."""
+        steps = self.running.pop(event.pipeline, {})
+        kept = [line, *(text for step, text in steps.items() if (event.pipeline, step) in self.failed_steps)]
+        if event.error and event.status != Status.SUCCEEDED:
+            kept.append(f"  {event.error}")
+        return kept
+
+    def _print_above(self, lines: list[str]) -> None:
         self._clear()
-        _write(self.out, text + "\n")
+        _write(self.out, "".join(line + "\n" for line in lines))
         self._redraw(force=True)
 
     def _clear(self) -> None:
@@ -236,5 +274,11 @@ class HumanProgress:
             return
         self.last_draw = now
         self._clear()
-        _write(self.out, "".join(line + "\n" for line in self.lines.values()))
-        self.drawn = len(self.lines)
+        size = shutil.get_terminal_size()
+        block = [line for steps in self.running.values() for line in steps.values()]
+        if len(block) > size.lines - 1:  # lines scrolled off the top could not be redrawn
+            hidden = len(block) - (size.lines - 2)
+            block = [*block[: size.lines - 2], f"  ... and {hidden} more"]
+        # a line wider than the terminal would wrap and break the count of lines to move up over
+        _write(self.out, "".join(line[: size.columns - 1] + "\n" for line in block))
+        self.drawn = len(block)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -58,7 +59,5 @@ class RunControl:
             loop, callback = self._loop, self._on_cancel
         if loop is None or callback is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the run is over anyway
             loop.call_soon_threadsafe(callback, name)
-        except RuntimeError:  # the loop closed meanwhile: the run is over anyway
-            pass

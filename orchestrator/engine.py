@@ -13,17 +13,12 @@ process from exiting. For the same reason a sync step that timed out is not retr
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import polars as pl
-from pydantic import ValidationError
+from typing import Any
 
 from orchestrator.events import (
     Event,
@@ -33,19 +28,23 @@ from orchestrator.events import (
     PipelineStarted,
     Status,
     StepFinished,
-    StepProgress,
     StepStarted,
 )
-from orchestrator.logs import EventBus, step_logger
-from orchestrator.plugins.base import Frame, Plugin, PluginError, PluginKind, StepContext, row_count
-from orchestrator.plugins.registry import PluginRegistry, UnknownPlugin
-from orchestrator.resolve import Redactor, ResolveError, resolve_value
+from orchestrator.plugins.base import Frame, PluginError, PluginKind, StepContext, row_count
 from orchestrator.spec import ExtractPhase, LoadPhase, PipelineSpec, StepSpec
+from orchestrator.steps import (
+    EngineStepContext,
+    RunEnv,
+    SetupError,
+    StepFailed,
+    StepTimeout,
+    check_frame,
+    failure_message,
+    input_rows,
+    prepare_plugin,
+)
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from orchestrator.resolve import SecretResolver
+__all__ = ["PipelineOutcome", "PipelineRun", "RunEnv", "StepFailed", "run_pipeline"]
 
 #: a sync step call: (plugin, ctx, input) -> output
 SyncCall = Callable[[Any, StepContext, Any], Any]
@@ -53,89 +52,11 @@ SyncCall = Callable[[Any, StepContext, Any], Any]
 AsyncCall = Callable[[Any, StepContext], Awaitable[Any]]
 
 
-@dataclass
-class RunEnv:
-    """What every pipeline of one run shares."""
-
-    bus: EventBus
-    registry: PluginRegistry
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
-    secrets: SecretResolver | None = None
-    #: the declared secret names (what ``ctx.secrets`` lists)
-    secret_names: tuple[str, ...] = ()
-    data_root: Path = field(default_factory=Path.cwd)
-    redactor: Redactor = field(default_factory=Redactor)
-
-    def redact(self, text: str) -> str:
-        """``text`` without any secret value resolved so far in this run."""
-        return self.redactor.redact(text)
-
-    @cached_property
-    def secrets_view(self) -> Mapping[str, str]:
-        """What steps see as ``ctx.secrets``."""
-        return _SecretsView(self)
-
-
-class _StepContext(StepContext):
-    """A StepContext whose logger is built on first use: most steps never log, and a logger is not free."""
-
-    def __init__(self, make_logger: Callable[[], logging.Logger], **fields: Any) -> None:
-        self._make_logger = make_logger
-        super().__init__(logger=None, **fields)  # type: ignore[arg-type]
-
-    @property  # type: ignore[override]
-    def logger(self) -> logging.Logger:
-        if self._logger is None:
-            self._logger = self._make_logger()
-        return self._logger
-
-    @logger.setter
-    def logger(self, value: logging.Logger | None) -> None:
-        self._logger = value
-
-
-class _SecretsView(Mapping[str, str]):
-    """``ctx.secrets``: a secret is resolved (and remembered for redaction) only when a step reads it."""
-
-    def __init__(self, env: RunEnv) -> None:
-        self._env = env
-
-    def __getitem__(self, name: str) -> str:
-        if self._env.secrets is None:
-            raise KeyError(name)
-        try:
-            value = self._env.secrets(name, None)
-        except ResolveError as exc:
-            raise KeyError(name) from exc
-        self._env.redactor.add(value)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._env.secret_names)
-
-    def __len__(self) -> int:
-        return len(self._env.secret_names)
-
-
 @dataclass(frozen=True)
 class PipelineOutcome:
     status: Status
     duration: float
     error: str | None = None
-
-
-class StepFailed(Exception):
-    """A step failed for good; the message names pipeline, phase, step and plugin, secrets redacted."""
-
-
-class _SetupError(Exception):
-    """The step could not start (unknown plugin, wrong kind, bad args): retrying cannot help."""
-
-
-class _StepTimeout(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"timed out after {seconds:g} s")
 
 
 class _Abandoned(BaseException):
@@ -152,38 +73,6 @@ class _SyncBatch:
     seq: int = 0
     #: the attempt running now: (seq, step, attempt, started)
     current: tuple[int, StepSpec, int, float] | None = None
-
-
-def _rows_in(data: Any) -> int | None:
-    if isinstance(data, dict):
-        counts = [row_count(f) for f in data.values()]
-        return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
-    return row_count(data) if isinstance(data, pl.DataFrame | pl.LazyFrame) else None
-
-
-def _check_frame(result: Any) -> Frame:
-    if not isinstance(result, pl.DataFrame | pl.LazyFrame):
-        raise PluginError(f"returned {type(result).__name__}; expected a polars DataFrame or LazyFrame")
-    return result
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, PluginError | ResolveError | _SetupError | _StepTimeout):
-        return str(exc)
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _a(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
-
-
-def _validation_text(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}" if where else err["msg"])
-    return "; ".join(parts)
 
 
 class PipelineRun:
@@ -291,54 +180,12 @@ class PipelineRun:
     # -- shared by both kinds of step -------------------------------------------------------------------
 
     def _context(self, phase: str, step: StepSpec) -> StepContext:
-        bus, pipeline = self.env.bus, self.name
-
-        def on_progress(rows: int, total: int | None) -> None:
-            bus.emit(StepProgress(pipeline=pipeline, phase=phase, step=step.id, rows=rows, total=total))
-
-        return _StepContext(
-            lambda: step_logger(bus, pipeline, phase, step.id),
-            pipeline=pipeline,
-            phase=phase,
-            step_id=step.id,
-            plugin=step.plugin,
-            data_root=self.env.data_root,
-            secrets=self.env.secrets_view,
-            on_progress=on_progress,
-        )
-
-    def _prepare(self, step: StepSpec, kind: PluginKind) -> Plugin:
-        """Look the plugin up, resolve the args now (secrets too) and validate them into its Args."""
-        try:
-            cls = self.env.registry.get(step.plugin)
-        except UnknownPlugin as exc:
-            raise _SetupError(str(exc)) from None
-        if cls.kind != kind:
-            raise _SetupError(
-                f"plugin '{cls.name}' is {_a(cls.kind.value)} plugin; this place needs {_a(kind.value)} plugin"
-            )
-        if not step.args:
-            return cls()
-        try:
-            args = resolve_value(
-                step.args,
-                variables=self.env.variables,
-                env=self.env.env,
-                secrets=self.env.secrets,
-                redactor=self.env.redactor,
-            )
-        except Exception as exc:
-            raise _SetupError(f"could not resolve args: {_describe(exc)}") from exc
-        try:
-            return cls(args)
-        except ValidationError as exc:
-            raise _SetupError(f"invalid args: {_validation_text(exc)}") from None
+        return EngineStepContext(self.env.bus, self.name, phase, step, self.env)
 
     def _failure(self, phase: str, step: StepSpec, exc: BaseException, ctx: StepContext) -> str:
-        if not isinstance(exc, PluginError | _SetupError | _StepTimeout):
-            ctx.logger.error("step failed", exc_info=exc)
-        text = f"pipeline '{self.name}', phase {phase}, step '{step.id}' ({step.plugin}): {_describe(exc)}"
-        return self.env.redact(text)
+        if not isinstance(exc, PluginError | SetupError | StepTimeout):
+            ctx.logger.error("step failed", exc_info=exc)  # an unexpected error: its traceback helps
+        return failure_message(self.env, self.name, phase, step, exc)
 
     def _step_started(self, phase: str, step: StepSpec, attempt: int) -> None:
         if not self.env.bus.sinks:  # nobody listens: skip building the event (per-step overhead)
@@ -402,19 +249,23 @@ class PipelineRun:
         self, phase: str, step: StepSpec, kind: PluginKind, call: AsyncCall, data: Any
     ) -> Any:
         ctx = self._context(phase, step)
-        rows_in = _rows_in(data)
+        counting = bool(self.env.bus.sinks)  # rows only feed events
+        rows_in = input_rows(data) if counting else None
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             self._step_started(phase, step, attempt)
             try:
-                plugin = self._prepare(step, kind)
+                plugin = prepare_plugin(self.env, step, kind)
                 if step.timeout is None:
                     result = await call(plugin, ctx)
                 else:
                     result = await self._with_timeout(step.timeout, call(plugin, ctx))
-                rows_out = row_count(_check_frame(result)) if kind == PluginKind.EXTRACT else None
+                rows_out = None
+                if kind == PluginKind.EXTRACT:
+                    frame = check_frame(result)
+                    rows_out = row_count(frame) if counting else None
             except asyncio.CancelledError:
                 self._step_finished(phase, step, attempt, Status.CANCELLED, started, error="cancelled")
                 raise
@@ -423,7 +274,7 @@ class PipelineRun:
                 self._step_finished(
                     phase, step, attempt, Status.FAILED, started, rows_in=rows_in, error=message
                 )
-                if isinstance(exc, _SetupError) or attempt > step.retries:
+                if isinstance(exc, SetupError) or attempt > step.retries:
                     raise StepFailed(message) from exc
                 delay = step.retry_backoff * 2 ** (attempt - 1)
                 ctx.logger.warning("attempt %d failed; retrying in %g s", attempt, delay)
@@ -441,7 +292,7 @@ class PipelineRun:
                 return await work
         except TimeoutError:
             if scope.expired():
-                raise _StepTimeout(seconds) from None
+                raise StepTimeout(seconds) from None
             raise
 
     # -- sync steps, in order, in one worker thread ------------------------------------------------------
@@ -470,10 +321,8 @@ class PipelineRun:
                     result = self._sync_step(loop, batch, phase, step, kind, call, result, done)
             except BaseException as exc:  # handed to the loop, which raises it in the phase
                 error = exc
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: this thread was abandoned
                 loop.call_soon_threadsafe(settle, result, error)
-            except RuntimeError:  # the loop is closed: this thread was abandoned
-                pass
 
         threading.Thread(target=work, name=f"pipedeck {self.name} {phase}", daemon=True).start()
         try:
@@ -482,16 +331,22 @@ class PipelineRun:
             self._abandon(batch, phase, Status.CANCELLED, "cancelled")
             raise
 
-    def _abandon(self, batch: _SyncBatch, phase: str, status: Status, error: str) -> None:
-        """Stop a sync phase from the loop: the worker thread stops before its next step."""
+    def _abandon(
+        self, batch: _SyncBatch, phase: str, status: Status, error: str, *, only_seq: int | None = None
+    ) -> bool:
+        """Stop a sync phase from the loop (the worker thread stops before its next step); with
+        ``only_seq``, only while that attempt is still running. True when this call abandoned it."""
         with batch.lock:
             if batch.abandoned:
-                return
+                return False
+            if only_seq is not None and (batch.current is None or batch.current[0] != only_seq):
+                return False  # that attempt ended in time
             batch.abandoned = True
             batch.stop.set()
             if batch.current is not None:
                 _, step, attempt, started = batch.current
                 self._step_finished(phase, step, attempt, status, started, error=error)
+            return True
 
     def _sync_step(
         self,
@@ -506,7 +361,8 @@ class PipelineRun:
     ) -> Any:
         """One sync step with its retries (runs in the worker thread)."""
         ctx = self._context(phase, step)
-        rows_in = _rows_in(data)
+        counting = bool(self.env.bus.sinks)  # rows only feed events
+        rows_in = input_rows(data) if counting else None
         attempt = 0
         while True:
             attempt += 1
@@ -521,8 +377,11 @@ class PipelineRun:
             if step.timeout is not None:
                 loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
             try:
-                result = call(self._prepare(step, kind), ctx, data)
-                rows_out = row_count(_check_frame(result)) if kind != PluginKind.TRANSFORM_AT_LOAD else None
+                result = call(prepare_plugin(self.env, step, kind), ctx, data)
+                rows_out = None
+                if kind != PluginKind.TRANSFORM_AT_LOAD:
+                    frame = check_frame(result)
+                    rows_out = row_count(frame) if counting else None
             except Exception as exc:
                 message = self._failure(phase, step, exc, ctx)
                 with batch.lock:
@@ -532,7 +391,7 @@ class PipelineRun:
                     self._step_finished(
                         phase, step, attempt, Status.FAILED, started, rows_in=rows_in, error=message
                     )
-                if isinstance(exc, _SetupError) or attempt > step.retries:
+                if isinstance(exc, SetupError) or attempt > step.retries:
                     raise StepFailed(message) from exc
                 delay = step.retry_backoff * 2 ** (attempt - 1)
                 ctx.logger.warning("attempt %d failed; retrying in %g s", attempt, delay)
@@ -560,15 +419,8 @@ class PipelineRun:
         assert step.timeout is not None
 
         def expire() -> None:
-            with batch.lock:
-                if batch.abandoned or batch.current is None or batch.current[0] != seq:
-                    return  # that attempt ended in time
-            message = self.env.redact(
-                f"pipeline '{self.name}', phase {phase}, step '{step.id}' ({step.plugin}): "
-                f"{_StepTimeout(step.timeout or 0)}"
-            )
-            self._abandon(batch, phase, Status.FAILED, message)
-            if not done.done():
+            message = failure_message(self.env, self.name, phase, step, StepTimeout(step.timeout or 0))
+            if self._abandon(batch, phase, Status.FAILED, message, only_seq=seq) and not done.done():
                 done.set_exception(StepFailed(message))
 
         with batch.lock:

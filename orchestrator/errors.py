@@ -55,13 +55,17 @@ def format_path(loc: Iterable[str | int]) -> str:
     """``('pipelines', 'orders', 'steps', 1, 'args')`` -> ``pipelines.orders.steps[1].args``."""
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+        out = child_path(out, part)
     return out
+
+
+def child_path(parent: str, part: str | int) -> str:
+    """The path of ``part`` inside ``parent`` (keys that are not plain names are quoted in brackets)."""
+    if isinstance(part, int):
+        return f"{parent}[{part}]"
+    if _PLAIN_KEY.fullmatch(part):
+        return f"{parent}.{part}" if parent else part
+    return f"{parent}[{json.dumps(part, ensure_ascii=False)}]"
 
 
 def describe_value(value: Any) -> str:

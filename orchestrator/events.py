@@ -26,6 +26,10 @@ class Status(StrEnum):
         return self not in (Status.QUEUED, Status.RUNNING)
 
 
+#: one encoder for every event: json.dumps with options would build a new encoder per call
+_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     kind: ClassVar[str] = "event"
@@ -37,7 +41,7 @@ class Event:
         return {"kind": self.kind, **fields}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str, separators=(",", ":"))
+        return _JSON.encode(self.to_dict())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from orchestrator.yamlsafe import parse_scalar
 
 if TYPE_CHECKING:
     from orchestrator.plugins.registry import PluginRegistry
@@ -84,7 +86,7 @@ class Redactor:
 
     MASK = "***"
 
-    def __init__(self, values: Iterator[str] | list[str] | tuple[str, ...] = ()) -> None:
+    def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
@@ -261,15 +263,8 @@ def secret_key(name: str, value: str, key_path: str | None) -> str:
     return item if isinstance(item, str) else json.dumps(item)
 
 
-def parse_scalar(text: str) -> Any:
-    """A ``--var`` value as YAML 1.2 reads it (``3`` -> int, ``on`` -> "on"); non-scalars stay text."""
-    from orchestrator.yamlio import parse_scalar as yaml_scalar
-
-    return yaml_scalar(text)
-
-
 def apply_variable_overrides(spec: ProjectSpec, overrides: Mapping[str, str]) -> ProjectSpec:
-    """A copy of ``spec`` whose variables are updated from ``--var KEY=VALUE`` pairs."""
+    """A copy of ``spec`` whose variables are updated from ``--var KEY=VALUE`` pairs (YAML 1.2 scalars)."""
     if not overrides:
         return spec
     variables = {**spec.variables, **{key: parse_scalar(value) for key, value in overrides.items()}}

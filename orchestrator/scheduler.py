@@ -97,7 +97,8 @@ class _Scheduler:
                 if not self.running:
                     break
                 self.wake = loop.create_future()
-                await asyncio.wait([*self.running, self.wake], return_when=asyncio.FIRST_COMPLETED)
+                waits: list[asyncio.Future[Any]] = [*self.running, self.wake]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for task in [t for t in self.running if t.done()]:
                     self._record(task, self.running.pop(task))
         except asyncio.CancelledError:

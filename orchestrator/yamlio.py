@@ -13,241 +13,45 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from orchestrator.errors import Loc, Problem, SpecError, format_path, problems_from_validation_error
 from orchestrator.resolve import Reference, iter_references
 from orchestrator.spec import PHASE_ORDER, PipelineSpec, ProjectSpec, SecretSpec, StepSpec, check_needs
-from orchestrator.validate import reference_problems
+from orchestrator.validate import plugin_problems, reference_problems
+from orchestrator.yamlsafe import (
+    MAX_ALIAS_EXPANSION,
+    MAX_ALIASES,
+    MAX_DEPTH,
+    TAG,
+    CoreLoader,
+    NodeTree,
+    Refused,
+    check_graph,
+    compose,
+    parse_scalar,
+    position,
+    problem_at,
+)
 
 if TYPE_CHECKING:
     from orchestrator.plugins.registry import PluginRegistry
 
-DEFAULT_MAX_BYTES = 1_048_576
-MAX_ALIASES = 1000  # alias uses (*name) per document
-MAX_ALIAS_EXPANSION = 100_000  # values that expanding aliases may add
-MAX_DEPTH = 64  # nesting levels
-
-_TAG = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
-_MERGE_TAG = _TAG + "merge"
-_DEFINITIONS = ("variables", "secrets")
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when available
-
-
-class CoreLoader(_BaseLoader):  # type: ignore[misc]
-    """A safe loader whose implicit types follow the YAML 1.2 core schema (``on``/``yes``/``y`` stay text)."""
-
-    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
-
-    def construct_core_int(self, node: ScalarNode) -> int:
-        text = str(self.construct_scalar(node))
-        sign, digits = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
-        if digits.startswith("0o"):
-            return sign * int(digits[2:], 8)
-        if digits.startswith("0x"):
-            return sign * int(digits[2:], 16)
-        return sign * int(digits, 10)
-
-
-_CORE_RESOLVERS = [
-    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
-    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
-    (
-        "float",
-        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
-        "-+0123456789.",
-    ),
-    ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
-    ("merge", r"<<", "<"),
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_ALIASES",
+    "MAX_ALIAS_EXPANSION",
+    "MAX_DEPTH",
+    "CoreLoader",
+    "dump_pipeline",
+    "dump_project",
+    "load_project",
+    "needs_quotes",
+    "parse_scalar",
 ]
-for _name, _regex, _first in _CORE_RESOLVERS:
-    CoreLoader.add_implicit_resolver(_TAG + _name, re.compile(f"^(?:{_regex})$"), list(_first))
-CoreLoader.add_constructor(_TAG + "int", CoreLoader.construct_core_int)
 
-
-def parse_scalar(text: str) -> Any:
-    """``text`` as a YAML 1.2 plain scalar (``3`` -> 3, ``true`` -> True, ``on`` -> "on"); else the text."""
-    if not text.strip():
-        return text
-    try:
-        value = yaml.load(text, Loader=CoreLoader)  # noqa: S506 - CoreLoader is a SafeLoader
-    except yaml.YAMLError:
-        return text
-    return value if value is None or isinstance(value, str | int | float) else text
-
-
-# --- reading -------------------------------------------------------------------------------------------
-
-
-def _position(mark: Any) -> tuple[int | None, int | None]:
-    return (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
-
-
-def _at(message: str, node: Node | None, path: str = "") -> Problem:
-    line, column = _position(node.start_mark if node is not None else None)
-    return Problem(message, path, line, column)
-
-
-def _compose(text: str | bytes, source: str) -> list[Node]:
-    loader = CoreLoader(text)
-    nodes = []
-    try:
-        while loader.check_node():
-            nodes.append(loader.get_node())
-    except yaml.MarkedYAMLError as exc:
-        message = str(exc.problem or exc.context)
-        if _char_at(text, exc.problem_mark) == "\t":
-            message += " (a tab: indent with spaces, not tabs)"
-        if exc.context and exc.problem and "next token" not in exc.context:
-            where = f" started on line {exc.context_mark.line + 1}" if exc.context_mark else ""
-            message += f" ({exc.context}{where})"
-        line, column = _position(exc.problem_mark or exc.context_mark)
-        raise SpecError([Problem(f"invalid YAML: {message}", "", line, column)], source) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([Problem(f"invalid YAML: {exc}")], source) from None
-    except RecursionError:  # the pure-Python parser on absurd nesting (libyaml stops at 1000 levels)
-        raise SpecError([Problem(f"the data is nested too deeply (more than {MAX_DEPTH} levels)")], source) from None
-    finally:
-        loader.dispose()
-    return nodes
-
-
-def _char_at(text: str | bytes, mark: Any) -> str:
-    if mark is None:
-        return ""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    lines = text.splitlines()
-    line = lines[mark.line] if mark.line < len(lines) else ""
-    return line[mark.column : mark.column + 1]
-
-
-class _Refused(Exception):
-    def __init__(self, message: str, node: Node) -> None:
-        super().__init__(message)
-        self.node = node
-
-
-def _check_graph(root: Node) -> None:
-    """Refuse alias bombs, recursive aliases and absurd nesting before anything is expanded."""
-    sizes: dict[int, tuple[int, int]] = {}  # node id -> (values once expanded, height)
-    on_path: set[int] = set()
-    aliases = 0
-
-    def measure(node: Node, depth: int) -> tuple[int, int]:
-        nonlocal aliases
-        key = id(node)
-        if key in on_path:
-            raise _Refused(
-                "an alias refers to a collection that contains it (recursive aliases are not allowed)", node
-            )
-        if key in sizes:
-            aliases += 1
-            if aliases > MAX_ALIASES:
-                raise _Refused(f"aliases are limited to {MAX_ALIASES} per document", node)
-        else:
-            if depth > MAX_DEPTH:
-                raise _Refused(f"the data is nested too deeply (more than {MAX_DEPTH} levels)", node)
-            on_path.add(key)
-            size, height = 1, 0
-            children = node.value if isinstance(node, SequenceNode) else []
-            if isinstance(node, MappingNode):
-                children = [n for pair in node.value for n in pair]
-            for child in children:
-                child_size, child_height = measure(child, depth + 1)
-                size, height = size + child_size, max(height, child_height + 1)
-            on_path.discard(key)
-            sizes[key] = (size, height)
-        size, height = sizes[key]
-        if depth + height > MAX_DEPTH:
-            raise _Refused(f"the data is nested too deeply (more than {MAX_DEPTH} levels)", node)
-        return size, height
-
-    total, _ = measure(root, 0)
-    if total - len(sizes) > MAX_ALIAS_EXPANSION:
-        raise _Refused(
-            f"aliases are limited: expanding them would add {total - len(sizes):,} values, "
-            f"more than the {MAX_ALIAS_EXPANSION:,} allowed",
-            root,
-        )
-
-
-class _Tree:
-    """Builds plain data from nodes, remembering where every value and key is, by path."""
-
-    def __init__(self, loader: CoreLoader) -> None:
-        self.loader = loader
-        self.marks: dict[str, Node] = {}
-        self.key_marks: dict[str, Node] = {}
-        self.problems: list[Problem] = []
-
-    def build(self, node: Node, loc: Loc) -> Any:
-        path = format_path(loc)
-        self.marks.setdefault(path, node)
-        if isinstance(node, ScalarNode):
-            return self._scalar(node, path)
-        if isinstance(node, SequenceNode):
-            if node.tag != _TAG + "seq":
-                self.problems.append(_at(_tag_message(node.tag), node, path))
-            return [self.build(child, (*loc, i)) for i, child in enumerate(node.value)]
-        if node.tag != _TAG + "map":
-            self.problems.append(_at(_tag_message(node.tag), node, path))
-        return self._mapping(node, loc)
-
-    def _scalar(self, node: ScalarNode, path: str) -> Any:
-        if node.tag not in _SCALAR_TAGS:
-            self.problems.append(_at(_tag_message(node.tag), node, path))
-            return node.value
-        try:
-            return self.loader.yaml_constructors[node.tag](self.loader, node)
-        except (ValueError, yaml.YAMLError):
-            kind = node.tag.removeprefix(_TAG)
-            self.problems.append(_at(f"'{node.value}' is not a valid {kind}", node, path))
-            return node.value
-
-    def _mapping(self, node: MappingNode, loc: Loc) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        explicit: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                for key, value in self._merged(value_node, loc).items():
-                    if key not in explicit:
-                        result[key] = value
-                continue
-            if not isinstance(key_node, ScalarNode):
-                self.problems.append(_at("a key must be a plain name, not a list or a mapping", key_node))
-                continue
-            key = key_node.value
-            path = format_path((*loc, key))
-            if key in explicit:
-                first = explicit[key].start_mark.line + 1
-                self.problems.append(
-                    _at(f"duplicate key '{key}' (first used on line {first})", key_node, path)
-                )
-                continue
-            explicit[key] = key_node
-            self.key_marks[path] = key_node
-            result[key] = self.build(value_node, (*loc, key))
-        return result
-
-    def _merged(self, node: Node, loc: Loc) -> dict[str, Any]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
-        merged: dict[str, Any] = {}
-        for source in reversed(sources):  # earlier sources win, as in YAML 1.1 merge keys
-            if not isinstance(source, MappingNode):
-                self.problems.append(
-                    _at("'<<' merges a mapping (or a list of mappings) into this one", source)
-                )
-                continue
-            merged.update(self._mapping(source, loc))
-        return merged
-
-
-def _tag_message(tag: str) -> str:
-    shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
-    return f"the tag '{shown}' is not allowed: a project file holds only plain values, lists and mappings"
+DEFAULT_MAX_BYTES = 1_048_576
+_DEFINITIONS = ("variables", "secrets")
 
 
 def load_project(
@@ -262,15 +66,15 @@ def load_project(
     if size > max_bytes:
         message = f"the file is too large: {size:,} bytes, the limit is {max_bytes:,} bytes"
         raise SpecError([Problem(message)], source)
-    nodes = _compose(text, source)
-    tree = _Tree(CoreLoader(""))
+    nodes = compose(text, source)
+    tree = NodeTree(CoreLoader(""))
     documents = []
     for node in nodes:
         try:
-            _check_graph(node)
-        except _Refused as exc:
-            raise SpecError([_at(str(exc), exc.node)], source) from None
-        documents.append((node, tree.build(node, ())))
+            check_graph(node)
+        except Refused as exc:
+            raise SpecError([problem_at(str(exc), exc.node)], source) from None
+        documents.append((node, tree.build(node)))
     data = _assemble(documents, tree)
     problems = list(tree.problems)
     spec = None
@@ -283,15 +87,13 @@ def load_project(
         except ValidationError as exc:
             problems += _spec_problems(exc, data, tree)
     if spec is not None and registry is not None and not problems:
-        from orchestrator.validate import plugin_problems
-
         problems += plugin_problems(spec, registry)
     if problems or spec is None:
         raise SpecError(_locate(problems, tree), source)
     return spec
 
 
-def _assemble(documents: list[tuple[Node, Any]], tree: _Tree) -> dict[str, Any] | None:
+def _assemble(documents: list[tuple[Node, Any]], tree: NodeTree) -> dict[str, Any] | None:
     """Merge the variables / secrets documents and the project document into one mapping."""
     definitions: dict[str, dict[str, Any]] = {"variables": {}, "secrets": {}}
     project: tuple[Node, dict[str, Any]] | None = None
@@ -300,7 +102,7 @@ def _assemble(documents: list[tuple[Node, Any]], tree: _Tree) -> dict[str, Any] 
             continue
         if not isinstance(data, dict):
             tree.problems.append(
-                _at(f"a document must be a mapping of keys (like 'pipelines:'), not {_a(data)}", node)
+                problem_at(f"a document must be a mapping of keys (like 'pipelines:'), not {_a(data)}", node)
             )
             continue
         held = [k for k in _DEFINITIONS if k in data]
@@ -309,7 +111,7 @@ def _assemble(documents: list[tuple[Node, Any]], tree: _Tree) -> dict[str, Any] 
                 first = project[0].start_mark.line + 1
                 message = "a file holds one project document, but another one starts here "
                 message += f"(the first is on line {first})"
-                tree.problems.append(_at(message, node))
+                tree.problems.append(problem_at(message, node))
             else:
                 project = node, data
             continue
@@ -329,7 +131,7 @@ def _add_definitions(
     held: list[str],
     late: bool,
     into: dict[str, dict[str, Any]],
-    tree: _Tree,
+    tree: NodeTree,
 ) -> None:
     others = [k for k in data if k not in _DEFINITIONS]
     names = " and ".join(f"'{k}'" for k in held)
@@ -338,19 +140,23 @@ def _add_definitions(
         message = (
             f"{names} must be in a document of {own}, before the project: separate them with a line '---'"
         )
-        tree.problems.append(_at(message, node))
+        tree.problems.append(problem_at(message, node))
     if late:
-        tree.problems.append(_at(f"{names} must come before the project document", node))
+        tree.problems.append(problem_at(f"{names} must come before the project document", node))
     for kind in held:
         value = data[kind] if data[kind] is not None else {}
         if not isinstance(value, dict):
-            tree.problems.append(_at(f"expected a mapping of names and values, got {_a(value)}", None, kind))
+            tree.problems.append(
+                problem_at(f"expected a mapping of names and values, got {_a(value)}", None, kind)
+            )
             continue
         for name, item in value.items():
             if name in into[kind]:
                 what = "variable" if kind == "variables" else "secret"
                 key = _key_node(node, kind, name)
-                tree.problems.append(_at(f"{what} '{name}' is defined twice", key, format_path((kind, name))))
+                tree.problems.append(
+                    problem_at(f"{what} '{name}' is defined twice", key, format_path((kind, name)))
+                )
             into[kind][name] = item
 
 
@@ -373,7 +179,7 @@ def _a(value: Any) -> str:
     )
 
 
-def _spec_problems(exc: ValidationError, data: dict[str, Any], tree: _Tree) -> list[Problem]:
+def _spec_problems(exc: ValidationError, data: dict[str, Any], tree: NodeTree) -> list[Problem]:
     found = problems_from_validation_error(exc, allowed=_allowed_keys)
     # "unknown key 'stpes'; did you mean 'steps'?" says it all: drop the "missing required key 'steps'"
     misspelt = {(p.path, m[1]) for p, _ in found if (m := re.search(r"did you mean '([^']*)'\?$", p.message))}
@@ -388,7 +194,7 @@ def _spec_problems(exc: ValidationError, data: dict[str, Any], tree: _Tree) -> l
                 problem = Problem(problem.message, format_path(("pipelines", culprit[0], "needs")))
         elif problem.path != format_path(loc) and format_path(loc) in tree.key_marks:  # an unknown key
             key = tree.key_marks[format_path(loc)]
-            line, column = _position(key.start_mark)
+            line, column = position(key.start_mark)
             problem = Problem(problem.message, problem.path, line, column)
         problems.append(problem)
     return problems
@@ -400,7 +206,13 @@ def _raw_needs(pipelines: Any) -> dict[str, list[str]] | None:
     needs = {}
     for name, pipeline in pipelines.items():
         value = pipeline.get("needs") if isinstance(pipeline, dict) else None
-        needs[name] = [value] if isinstance(value, str) else [str(v) for v in value or []]
+        needs[name] = (
+            [value]
+            if isinstance(value, str)
+            else [str(v) for v in value or []]
+            if isinstance(value, list)
+            else []
+        )
     return needs
 
 
@@ -438,14 +250,14 @@ def _inner(annotation: Any, part: str | int) -> Any:
     return None
 
 
-def _locate(problems: list[Problem], tree: _Tree) -> list[Problem]:
+def _locate(problems: list[Problem], tree: NodeTree) -> list[Problem]:
     """Give each problem the line and column of the closest node on its path; sort them in file order."""
     located = []
     for problem in problems:
         if problem.line is None and tree.marks:
             node = _closest(problem.path, tree.marks)
             if node is not None:
-                line, column = _position(node.start_mark)
+                line, column = position(node.start_mark)
                 problem = Problem(problem.message, problem.path, line, column)
         located.append(problem)
     return sorted(located, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
@@ -483,8 +295,8 @@ def needs_quotes(text: str) -> bool:
     plain = (True, False)
     return (
         text in _ONE_LETTER_BOOLS
-        or _YAML11.resolve(ScalarNode, text, plain) != _TAG + "str"
-        or _CORE.resolve(ScalarNode, text, plain) != _TAG + "str"
+        or _YAML11.resolve(ScalarNode, text, plain) != TAG + "str"
+        or _CORE.resolve(ScalarNode, text, plain) != TAG + "str"
     )
 
 
@@ -498,7 +310,7 @@ def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
         style = "|"
     else:
         style = "'" if needs_quotes(text) else None
-    return dumper.represent_scalar(_TAG + "str", text, style=style)
+    return dumper.represent_scalar(TAG + "str", text, style=style)
 
 
 _Dumper.add_representer(str, _represent_str)

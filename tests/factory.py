@@ -63,6 +63,10 @@ def make_pipeline(
     name = name or f"pipeline_{next(_seq)}"
     spec = copy.deepcopy(spec if spec is not None else SLEEP_SPEC)
     kw.setdefault("is_valid", True)
+    if kw["is_valid"]:  # stored as the designer stores it: the engine's normalised dump
+        from orchestrator.spec import PipelineSpec
+
+        spec = PipelineSpec.model_validate(spec).model_dump(mode="json")
     pipeline = Pipeline.objects.create(
         project=project,
         name=name,

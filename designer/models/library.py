@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.urls import reverse
 
 from designer.models.pipelines import Project
 from designer.models.teams import Team
@@ -94,3 +99,68 @@ class ActivityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.verb} {self.object_type} {self.object_name}"
+
+
+# ---- the activity feed, fed by the objects that carry their author ----------------------------------
+# Pipelines (created_by), versions (author) and runs (created_by) know who acted, so their creation is
+# recorded here, whichever view or service created them. Deletions, project changes and cancellations have
+# no author on the row: their views call designer.activity.record(...) themselves.
+
+
+@receiver(post_save, sender="designer.Pipeline", dispatch_uid="pipedeck-activity-pipeline")
+def _pipeline_created(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    if not created or raw or getattr(instance, "_activity_recorded", False):
+        return
+    project = instance.project
+    ActivityEvent.objects.create(
+        team_id=project.team_id,
+        actor_id=instance.created_by_id,
+        verb="created",
+        object_type="pipeline",
+        object_name=f"{project.name} / {instance.name}"[:300],
+        object_url=_pipeline_url(project, instance.name),
+    )
+
+
+@receiver(post_save, sender="designer.PipelineVersion", dispatch_uid="pipedeck-activity-version")
+def _version_created(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    message = instance.message or ""
+    if not created or raw or message.startswith(LIBRARY_MESSAGES):
+        return
+    pipeline = instance.pipeline
+    project = pipeline.project
+    ActivityEvent.objects.create(
+        team_id=project.team_id,
+        actor_id=instance.author_id,
+        verb="imported" if message.startswith("Imported") else "changed",
+        object_type="pipeline",
+        object_name=f"{project.name} / {pipeline.name}"[:300],
+        object_url=_pipeline_url(project, pipeline.name),
+        detail=f"version {instance.number}" + (f": {message}" if message else "")[:480],
+    )
+
+
+@receiver(post_save, sender="designer.Run", dispatch_uid="pipedeck-activity-run")
+def _run_created(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    if not created or raw:
+        return
+    names = ", ".join(instance.pipelines or []) or "all pipelines"
+    ActivityEvent.objects.create(
+        team_id=instance.team_id,
+        actor_id=instance.created_by_id,
+        verb="ran",
+        object_type="run",
+        object_name=f"#{instance.pk} {instance.project.name}: {names}"[:300],
+        object_url=reverse("designer-run", args=[instance.pk]),
+        detail=f"re-run of #{instance.rerun_of_id}" if instance.rerun_of_id else "",
+    )
+
+
+#: version messages of copies the library records itself (as used_template / copied)
+LIBRARY_MESSAGES = ("Created from template ", "Copied from ")
+
+
+def _pipeline_url(project: Any, name: str) -> str:
+    return reverse(
+        "designer-editor", kwargs={"team": project.team.slug, "project": project.slug, "pipeline": name}
+    )

@@ -28,6 +28,8 @@ DbCall = Callable[..., Awaitable[Any]]
 
 #: most events stored in one transaction (a burst of log lines is split into several)
 MAX_BATCH = 500
+#: how long the first event of a batch waits for the rest of its burst (seconds)
+COALESCE = 0.005
 
 
 class EventRecorder:
@@ -75,6 +77,9 @@ class EventRecorder:
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._closing:
+                # Events come in bursts (a step finishes, the next starts...): gather the burst.
+                await asyncio.sleep(COALESCE)
             self._wake.clear()
             while self._pending and not self.stale:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
@@ -104,7 +109,7 @@ class EventRecorder:
         out: list[Message] = [
             (
                 groups.run_group(self.claim.run_id),
-                {"type": groups.RUN_EVENT, "run": self.claim.run_id, "events": messages},
+                groups.run_events_message(self.claim.run_id, messages),
             )
         ]
         await publish(out)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 #: message type delivered to consumers for one stored run event (-> ``run_event`` handler)
 RUN_EVENT = "run.event"
 #: message type delivered to a team's dashboard when a run is created or changes state (-> ``run_update``)
@@ -22,3 +25,18 @@ def run_group(run_id: int) -> str:
 def team_runs_group(team_id: int) -> str:
     """The group of a team's run list (dashboard)."""
     return f"pipedeck.team.{team_id}.runs"
+
+
+def run_events_message(run_id: int, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The layer message carrying a batch of stored events (seq ascending).
+
+    The client's JSON is encoded once here, not once per connected client: ``text`` is what consumers
+    send as is when every event in it is new to their client.
+    """
+    return {
+        "type": RUN_EVENT,
+        "run": run_id,
+        "first": events[0]["seq"],
+        "last": events[-1]["seq"],
+        "text": json.dumps({"type": "events", "events": events}, separators=(",", ":"), default=str),
+    }

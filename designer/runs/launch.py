@@ -180,7 +180,7 @@ def cancel(run: Run) -> bool:
             [
                 (
                     groups.run_group(run.pk),
-                    {"type": groups.RUN_EVENT, "run": run.pk, "events": [event.as_message()]},
+                    groups.run_events_message(run.pk, [event.as_message()]),
                 ),
                 (groups.team_runs_group(run.team_id), {"type": groups.RUN_UPDATE, "run": run.summary()}),
             ]

@@ -7,6 +7,7 @@ worker`` runs it in its main thread). Database work happens in a small thread po
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -29,6 +30,8 @@ from orchestrator.control import RunControl
 
 log = logging.getLogger(__name__)
 
+#: seconds the embedded worker gives its runs to finish when the server stops (then they are re-queued)
+EMBEDDED_GRACE = 3.0
 #: how often held runs are checked for a cancel request (seconds)
 CANCEL_POLL = 0.25
 
@@ -213,9 +216,7 @@ class Worker:
             return event.as_message()
 
         message = await self.db(write)
-        await publish(
-            [(groups.run_group(run_id), {"type": groups.RUN_EVENT, "run": run_id, "events": [message]})]
-        )
+        await publish([(groups.run_group(run_id), groups.run_events_message(run_id, [message]))])
 
     async def _watch(self) -> None:
         """Heartbeat held runs every lease/3 and pick up cancel requests every CANCEL_POLL seconds."""
@@ -309,13 +310,20 @@ def start_embedded_worker() -> Worker | None:
         return None
     with _embedded_lock:
         if _embedded is None:
-            worker = Worker()
+            worker = Worker(grace=EMBEDDED_GRACE)
             thread = threading.Thread(
                 target=lambda: asyncio.run(worker.run()), name="pipedeck-worker", daemon=True
             )
             thread.start()
             worker.ready.wait(5)
             _embedded = worker
+
+            def stop_with_server() -> None:
+                # Server shutdown (SIGTERM/SIGINT stop Daphne, then atexit runs): finish or re-queue.
+                worker.stop()
+                thread.join(EMBEDDED_GRACE + 5)
+
+            atexit.register(stop_with_server)
         return _embedded
 
 

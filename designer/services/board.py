@@ -43,6 +43,11 @@ def palette() -> list[dict[str, Any]]:
     return groups
 
 
+@cache
+def _kinds_with_plugins() -> frozenset[str]:
+    return frozenset(group["kind"] for group in palette())
+
+
 @dataclass
 class StepView:
     id: str
@@ -121,7 +126,12 @@ def build_lanes(spec: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[lis
                 )
                 steps_at[(phase, slot, i)] = view
                 views.append(view)
-            visible = slot != "merge" or len(current.get("steps") or []) > 1 or bool(views)
+            if slot == "merge":
+                visible = len(current.get("steps") or []) > 1 or bool(views)
+            else:  # before/after slots only when some plugin can go there
+                visible = (
+                    slot == "steps" or bool(views) or slot_kind(phase, slot).value in _kinds_with_plugins()
+                )
             slots.append(
                 SlotView(phase, slot, slot_kind(phase, slot).value, SLOT_LABELS[slot], views, visible)
             )

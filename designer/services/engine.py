@@ -22,13 +22,7 @@ from orchestrator.plugins.base import PluginKind
 from orchestrator.plugins.registry import registry
 from orchestrator.spec import PHASES_BY_TYPE, PipelineSpec, PipelineType, ProjectSpec, SecretSpec
 
-#: which plugin kind may sit in each slot of a phase
-SLOT_KINDS: dict[str, PluginKind] = {
-    "steps": PluginKind.EXTRACT,  # overridden per phase below
-    "merge": PluginKind.MERGE,
-    "pre": PluginKind.PRE,
-    "post": PluginKind.POST,
-}
+#: the plugin kind of each phase's ``steps`` (its merge, pre and post slots take the kinds of those names)
 PHASE_KINDS: dict[str, PluginKind] = {
     "extract": PluginKind.EXTRACT,
     "transform": PluginKind.TRANSFORM,
@@ -47,7 +41,7 @@ STEP_KINDS = [k for k in PluginKind if k is not PluginKind.SECRET]
 
 def slot_kind(phase: str, slot: str) -> PluginKind:
     """The plugin kind a slot accepts (``extract.steps`` -> extract, ``load.pre`` -> pre...)."""
-    return PHASE_KINDS[phase] if slot == "steps" else SLOT_KINDS[slot]
+    return PHASE_KINDS[phase] if slot == "steps" else PluginKind(slot)
 
 
 def allowed_phases(pipeline_type: str) -> list[str]:
@@ -216,33 +210,40 @@ _MISSING = re.compile(r"^(variable|secret) '([A-Za-z_][A-Za-z0-9_]*)' is not (?:
 
 
 def load_with_context(
-    text: str, variables: dict[str, Any], secrets: Iterable[str], source: str = "<yaml>"
-) -> ProjectSpec:
-    """Load a project file whose references may also use the project's variables and secrets.
+    text: str | bytes, variables: dict[str, Any], secrets: Iterable[str], source: str = "<yaml>"
+) -> tuple[ProjectSpec, dict[str, set[str]]]:
+    """Load a project file whose references may also use the project's (team's) variables and secrets.
 
-    Names the file uses but does not define are taken from the context (a definitions document is put
-    in front, and the line numbers of any remaining problem are shifted back).
+    Names the file uses without defining them are taken from the context: a definitions document is put
+    in front and the line numbers of any remaining problem are shifted back. Returns the spec and the
+    names taken from the context (``{"variables": ..., "secrets": ...}``), which are not the file's own.
     """
+    taken: dict[str, set[str]] = {"variables": set(), "secrets": set()}
     try:
-        return load_project_yaml(text, source)
+        return load_project_yaml(text, source), taken
     except SpecError as exc:
-        missing: dict[str, set[str]] = {"variable": set(), "secret": set()}
+        known = {"variable": set(variables), "secret": set(secrets)}
         for problem in exc.problems:
             match = _MISSING.match(problem.message)
-            known = variables if match and match[1] == "variable" else set(secrets)
-            if not match or match[2] not in known:
-                raise
-            missing[match[1]].add(match[2])
+            if match and match[2] in known[match[1]]:
+                taken[f"{match[1]}s"].add(match[2])
+        if not any(taken.values()):
+            raise
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise SpecError([Problem("the file is not UTF-8 text")], source) from None
     head = []
-    if missing["variable"]:
-        head.append(json.dumps({"variables": {k: variables[k] for k in sorted(missing["variable"])}}))
-    if missing["secret"]:
-        declared = {k: {"plugin": "env_secret", "args": {"name": k}} for k in sorted(missing["secret"])}
+    if taken["variables"]:
+        head.append(json.dumps({"variables": {k: variables[k] for k in sorted(taken["variables"])}}))
+    if taken["secrets"]:
+        declared = {k: {"plugin": "env_secret", "args": {"name": k}} for k in sorted(taken["secrets"])}
         head.append(json.dumps({"secrets": declared}))
     prefix = "".join(f"{doc}\n---\n" for doc in head)
     offset = prefix.count("\n")
     try:
-        return load_project_yaml(prefix + text, source)
+        return load_project_yaml(prefix + text, source), taken
     except SpecError as exc:
         shifted = [
             Problem(p.message, p.path, None if p.line is None else max(1, p.line - offset), p.column)

@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from designer.models import Pipeline, PipelineVersion, Project
 from designer.services import edits
+from designer.services.definitions import export_definitions, reference_context
 from designer.services.engine import Checked, dump_pipeline_yaml, load_with_context, validate_pipeline
 from orchestrator.errors import Problem, SpecError
 
@@ -23,24 +24,6 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class PipelineError(ValueError):
     """A request about a pipeline that cannot be honoured; the message is shown to the user."""
-
-
-def reference_context(project: Project) -> tuple[dict[str, Any], set[str]]:
-    """The variables (values) and secret names a pipeline of ``project`` may reference."""
-    try:
-        from designer.variables import effective_variables
-
-        variables = effective_variables(project)
-    except ImportError:  # pragma: no cover - the teams module is part of the app
-        variables = dict(project.variables or {})
-    secrets = set(project.secrets or {})
-    try:
-        from designer.models import Secret  # type: ignore[attr-defined]
-
-        secrets |= set(Secret.objects.filter(team_id=project.team_id).values_list("name", flat=True))
-    except ImportError:  # pragma: no cover
-        pass
-    return variables, secrets
 
 
 def check(pipeline: Pipeline, spec: dict[str, Any] | None = None) -> Checked:
@@ -146,15 +129,12 @@ def restore(pipeline: Pipeline, number: int, user: Any = None) -> PipelineVersio
 
 
 def pipeline_yaml(pipeline: Pipeline, spec: dict[str, Any] | None = None) -> str:
-    """One pipeline's YAML (default: its current spec) with the variables and secrets it references."""
+    """One pipeline's YAML (default: its current spec), standing alone: its variables and secrets declared."""
     project = pipeline.project
-    return dump_pipeline_yaml(
-        pipeline.name,
-        pipeline.spec if spec is None else spec,
-        project.variables,
-        project.secrets,
-        project.concurrency,
-    )
+    spec = pipeline.spec if spec is None else spec
+    variables, secrets = export_definitions(project, [spec])
+    declared = {k: v.model_dump(mode="json") for k, v in secrets.items()}
+    return dump_pipeline_yaml(pipeline.name, spec, variables, declared, project.concurrency)
 
 
 def version_yaml(pipeline: Pipeline, number: int | None) -> str:
@@ -181,7 +161,7 @@ def diff_versions(pipeline: Pipeline, a: int | None, b: int | None) -> str:
 def apply_yaml(pipeline: Pipeline, text: str) -> Checked:
     """Replace the pipeline with the one in ``text`` (the YAML tab); SpecError, changing nothing, if bad."""
     variables, secrets = reference_context(pipeline.project)
-    spec = load_with_context(text, variables, secrets, source="YAML")
+    spec, taken = load_with_context(text, variables, secrets, source="YAML")
     if pipeline.name not in spec.pipelines or len(spec.pipelines) != 1:
         names = ", ".join(repr(n) for n in spec.pipelines)
         raise SpecError(
@@ -196,12 +176,35 @@ def apply_yaml(pipeline: Pipeline, text: str) -> Checked:
     new = spec.pipelines[pipeline.name].model_dump(mode="json")
     with transaction.atomic():
         project = pipeline.project
-        if spec.variables or spec.secrets:
-            project.variables = {**(project.variables or {}), **spec.variables}
-            declared = {k: v.model_dump(mode="json") for k, v in spec.secrets.items()}
+        # Keep only what the text adds: what the tab showed from the team (same value) stays the team's.
+        file_variables = project.variables or {}
+        own_variables = {
+            k: v
+            for k, v in spec.variables.items()
+            if k not in taken["variables"] and (k in file_variables or variables.get(k, _UNSET) != v)
+        }
+        own_secrets = {
+            k: v
+            for k, v in spec.secrets.items()
+            if k not in taken["secrets"]
+            and (k in (project.secrets or {}) or not _is_default_declaration(k, v))
+        }
+        if own_variables or own_secrets:
+            project.variables = {**(project.variables or {}), **own_variables}
+            declared = {k: v.model_dump(mode="json") for k, v in own_secrets.items()}
             project.secrets = {**(project.secrets or {}), **declared}
             project.save(update_fields=["variables", "secrets", "updated_at"])
         return store(pipeline, new)
+
+
+_UNSET = object()
+
+
+def _is_default_declaration(name: str, declaration: Any) -> bool:
+    """The declaration an export writes for a team secret (``env_secret`` named after it)."""
+    return (
+        declaration.plugin == "env_secret" and declaration.args == {"name": name} and declaration.id is None
+    )
 
 
 def delete_pipeline(pipeline: Pipeline) -> None:

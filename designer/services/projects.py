@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from designer.models import Pipeline, Project
 from designer.services import pipelines as pipeline_service
-from designer.services.engine import dump_pipeline_yaml, dump_project_yaml, load_project_yaml
+from designer.services.definitions import export_definitions, reference_context
+from designer.services.engine import dump_project_yaml, load_with_context
 from orchestrator.errors import SpecError
 from orchestrator.spec import PipelineSpec, ProjectSpec, SecretSpec, find_cycle
 
@@ -75,9 +76,8 @@ def project_spec(project: Project) -> ProjectSpec:
         spec.needs = [n for n in spec.needs if n in specs]
     if not specs:
         raise ProjectError("this project has no valid pipeline to export yet")
-    return ProjectSpec(
-        variables=dict(project.variables or {}), concurrency=project.concurrency, pipelines=specs
-    )
+    variables, secrets = export_definitions(project, [s.model_dump(mode="json") for s in specs.values()])
+    return ProjectSpec(variables=variables, secrets=secrets, concurrency=project.concurrency, pipelines=specs)
 
 
 def export_project(project: Project) -> str:
@@ -86,8 +86,8 @@ def export_project(project: Project) -> str:
 
 
 def export_pipeline(pipeline: Pipeline) -> str:
-    """One pipeline's YAML."""
-    return dump_pipeline_yaml(pipeline.name, pipeline.spec)
+    """One pipeline's YAML, standing alone (its variables and secret declarations included)."""
+    return pipeline_service.pipeline_yaml(pipeline)
 
 
 @dataclass
@@ -123,12 +123,16 @@ def import_project(project: Project, text: str | bytes, filename: str, user: Any
 
     Raises SpecError (every problem with line, column and key path) and then saves nothing.
     """
-    spec = load_project_yaml(text, source=filename)
+    variables, secrets = reference_context(project)
+    spec, taken = load_with_context(text, variables, secrets, source=filename)
     result = ImportResult(spec=spec)
     with transaction.atomic():
         project.concurrency = spec.concurrency
-        project.variables = spec.variables
-        project.secrets = {name: _declaration(s) for name, s in spec.secrets.items()}
+        # the file's own definitions only: names it took from the team stay the team's
+        project.variables = {k: v for k, v in spec.variables.items() if k not in taken["variables"]}
+        project.secrets = {
+            name: _declaration(s) for name, s in spec.secrets.items() if name not in taken["secrets"]
+        }
         project.save(update_fields=["concurrency", "variables", "secrets", "updated_at"])
         existing = {p.name: p for p in project.pipelines.all()}
         for name in spec.pipelines:

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -103,16 +104,20 @@ def _apply(request: HttpRequest, pipeline: Pipeline, change: Any) -> HttpRespons
 @login_required
 @require_POST
 def step_add(request: HttpRequest, **kw: str) -> HttpResponse:
-    """Add a step of a plugin at a position of a lane (a drop from the palette)."""
+    """Add a step of a plugin at a position of a lane (a drop from the palette); its form opens."""
     pipeline = _editable(request, kw)
     data = request.POST
     phase, slot, plugin = data.get("phase", ""), data.get("slot", "steps"), data.get("plugin", "")
-
-    def change(spec: dict[str, Any]) -> dict[str, Any]:
-        step_id = edits.add_step(spec, phase, slot, plugin, _index(data.get("index")))
-        return {"selected": f"{phase}:{step_id}"}
-
-    return _apply(request, pipeline, change)
+    try:
+        step_id = service.edit(
+            pipeline, lambda spec: edits.add_step(spec, phase, slot, plugin, _index(data.get("index")))
+        )
+    except edits.EditError as exc:
+        return _changed(request, pipeline, notice=str(exc), notice_kind="error")
+    context = board_context(request, pipeline, selected=f"{phase}:{step_id}")
+    form = _step_form_context(request, pipeline, phase, step_id)
+    context["inspector_html"] = render_to_string("designer/_step_form.html", form, request=request)
+    return render(request, "designer/_changed.html", context)
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from designer.access import can, get_project_for, get_team_for
 from designer.models import Pipeline, Project, Role, Team
@@ -56,9 +57,27 @@ def _graph(project: Project) -> dict:  # type: ignore[type-arg]
     return layout({p.name: p.needs for p in pipelines}, {p.name: p.is_valid for p in pipelines}, urls)
 
 
+def _graph_data(project: Project, pipelines: list[Pipeline]) -> dict[str, list[dict[str, object]]]:
+    """Nodes and edges for the client-side graph (``source`` runs before ``target``)."""
+    kwargs = {"team": project.team.slug, "project": project.slug}
+    return {
+        "nodes": [
+            {
+                "id": p.name,
+                "valid": p.is_valid,
+                "type": p.type,
+                "url": reverse("designer-editor", kwargs={**kwargs, "pipeline": p.name}),
+            }
+            for p in pipelines
+        ],
+        "edges": [{"source": need, "target": p.name} for p in pipelines for need in p.needs],
+    }
+
+
 def _project_context(request: HttpRequest, project: Project, **extra: object) -> dict[str, object]:
     pipelines = list(project.pipelines.all().order_by("name"))
     return {
+        "graph_data": _graph_data(project, pipelines),
         "project": project,
         "team": project.team,
         "pipelines": pipelines,
@@ -82,13 +101,7 @@ def project_detail(request: HttpRequest, team: str, project: str) -> HttpRespons
 def project_graph(request: HttpRequest, team: str, project: str) -> JsonResponse:
     """The needs graph as JSON: nodes and edges (``source`` runs before ``target``)."""
     the_project = get_project_for(request, team, project)
-    pipelines = list(the_project.pipelines.all())
-    return JsonResponse(
-        {
-            "nodes": [{"id": p.name, "valid": p.is_valid, "type": p.type} for p in pipelines],
-            "edges": [{"source": need, "target": p.name} for p in pipelines for need in p.needs],
-        }
-    )
+    return JsonResponse(_graph_data(the_project, list(the_project.pipelines.all().order_by("name"))))
 
 
 def _graph_response(request: HttpRequest, project: Project, **extra: object) -> HttpResponse:
@@ -195,9 +208,25 @@ def project_upload(request: HttpRequest, team: str, project: str) -> HttpRespons
         upload_name=filename,
         upload_notes=notes,
     )
+    if request.htmx and result is not None:  # the whole page changes: reload it, with the outcome as messages
+        messages.success(request, _import_summary(filename, result))
+        for note in notes:
+            messages.info(request, note)
+        return HttpResponseClientRedirect(
+            reverse("designer-project", kwargs={"team": team, "project": project})
+        )
     if request.htmx:  # htmx swaps only 2xx responses
         return render(request, "designer/_upload_result.html", context)
     return render(request, "designer/project.html", context, status=400 if problems else 200)
+
+
+def _import_summary(filename: str, result: service.ImportResult) -> str:
+    parts = []
+    if result.created:
+        parts.append(f"created {', '.join(result.created)}")
+    if result.updated:
+        parts.append(f"updated {', '.join(result.updated)}")
+    return f"Imported {filename}: {'; '.join(parts)} (a new version each)."
 
 
 def _plain(message: str) -> object:

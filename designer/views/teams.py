@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity, members, secrets_store, variables
 from designer.access import get_project_for, get_team_for, membership_for
@@ -95,6 +96,23 @@ def team_settings(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
+def team_delete(request: HttpRequest, team: str) -> HttpResponse:
+    """Owner: delete the team with everything in it, once its name is typed to confirm."""
+    obj = get_team_for(request, team, Role.OWNER)
+    if request.POST.get("confirm", "").strip() != obj.name:
+        return _section(request, obj, "danger", error=f"Type the team's name, {obj.name}, to delete it.")
+    name = obj.name
+    obj.delete()
+    messages.success(request, f"Team {name} and everything in it were deleted.")
+    return _redirect_to(request, reverse("designer-teams"))
+
+
+def _redirect_to(request: HttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if _is_htmx(request) else redirect(url)
+
+
+@login_required
+@require_POST
 def member_add(request: HttpRequest, team: str) -> HttpResponse:
     """Owner: add an existing user by username or e-mail, with a role."""
     obj = get_team_for(request, team, Role.OWNER)
@@ -128,6 +146,7 @@ def member_role(request: HttpRequest, team: str, member: int) -> HttpResponse:
         members.change_role(membership, request.POST.get("role", ""))
     except members.MembershipError as exc:
         return _section(request, obj, "members", error=str(exc))
+    request.user._pipedeck_memberships = {}  # type: ignore[union-attr]  # my own role may have changed
     name = membership.user.get_username()
     activity.record(
         obj, request.user, "changed_role", object_type="user", object_name=name, detail=membership.role
@@ -149,7 +168,7 @@ def member_remove(request: HttpRequest, team: str, member: int) -> HttpResponse:
     activity.record(obj, request.user, "removed_member", object_type="user", object_name=name)
     if membership.user_id == request.user.pk:
         messages.success(request, f"You left {obj.name}.")
-        return redirect("designer-teams")
+        return _redirect_to(request, reverse("designer-teams"))
     return _section(request, obj, "members", notice=f"{name} removed.")
 
 

@@ -108,6 +108,10 @@ def _extract(db: Database, args: SqlExtractArgs, *, progress: Any, cancel: threa
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
     except driver_errors() as exc:
         raise PluginError(f"query failed on {db.display}: {first_line(exc)}") from None
+    except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
+        raise PluginError(
+            f"cannot make a table of the query's result: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     finally:
         rollback(conn)
         conn.close()
@@ -193,12 +197,9 @@ class SqlLoad(LoadPlugin):
     async def load(self, ctx: StepContext, data: Frame) -> None:
         args: SqlLoadArgs = self.args
         db = parse_dsn(args.dsn, ctx.data_root)
-        frame = data
-        if isinstance(data, pl.LazyFrame):
-            with polars_errors(data, "reading the input"):
-                frame = await asyncio.to_thread(data.collect)
-        assert isinstance(frame, pl.DataFrame)
-        rows = await run_sync(ctx, load_frame, db, args.table, frame, args.mode, args.keys)
+        with polars_errors(data, "reading the input"):
+            await asyncio.to_thread(data.collect_schema)
+        rows = await run_sync(ctx, load_frame, db, args.table, data, args.mode, args.keys)
         ctx.logger.info("loaded %d rows into %s (%s)", rows, args.table, args.mode)
 
 

@@ -275,6 +275,8 @@ def sql_type(db: Database, dtype: pl.DataType, *, key: bool = False) -> str:
             if db.dialect != "mysql"
             else f"DECIMAL({precision},{dtype.scale})"
         )
+    if isinstance(dtype, pl.Duration):  # elsewhere: microseconds
+        return {"postgresql": "INTERVAL", "mysql": "BIGINT", "sqlite": "INTEGER"}[db.dialect]
     if db.dialect == "sqlite":
         return "BLOB" if dtype == pl.Binary else "TEXT"
     if dtype == pl.Date:
@@ -285,8 +287,6 @@ def sql_type(db: Database, dtype: pl.DataType, *, key: bool = False) -> str:
         return "TIMESTAMPTZ" if dtype.time_zone else "TIMESTAMP"
     if dtype == pl.Time:
         return "TIME(6)" if db.dialect == "mysql" else "TIME"
-    if isinstance(dtype, pl.Duration):
-        return "INTERVAL" if db.dialect == "postgresql" else "BIGINT"
     if dtype == pl.Binary:
         return "BYTEA" if db.dialect == "postgresql" else ("VARBINARY(255)" if key else "LONGBLOB")
     if dtype in (pl.String, pl.Null, pl.Categorical) or isinstance(dtype, pl.Enum):
@@ -362,4 +362,6 @@ async def run_sync[T](ctx: StepContext, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         cancel.set()
+        # the worker still ends (rolled back); its error is expected, not news
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         raise

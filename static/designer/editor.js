@@ -105,8 +105,15 @@
     }
   });
 
-  // Key/value rows: add one more.
+  // Key/value rows: add one more. Closing a step's form shows the pipeline's details again.
   document.addEventListener("click", function (evt) {
+    if (evt.target.closest(".inspector-close")) {
+      const inspector = document.getElementById("inspector");
+      inspector.replaceChildren(document.getElementById("inspector-empty").content.cloneNode(true));
+      htmx.process(inspector);
+      document.querySelectorAll("#canvas .step.selected").forEach(function (s) { s.classList.remove("selected"); });
+      return;
+    }
     const add = evt.target.closest(".kv-add");
     if (!add) return;
     const rows = add.previousElementSibling;
@@ -122,6 +129,14 @@
     if (!opener) return;
     document.querySelectorAll("#canvas .step.selected").forEach(function (s) { s.classList.remove("selected"); });
     opener.parentElement.classList.add("selected");
+  });
+
+  // A removed step's form must not stay open.
+  document.body.addEventListener("step-removed", function () {
+    const form = document.querySelector("#step-form input[name=id]");
+    if (form && !document.querySelector("#canvas .step[data-id='" + CSS.escape(form.value) + "']")) {
+      document.getElementById("inspector").innerHTML = '<p class="muted">Step removed.</p>';
+    }
   });
 
   htmx.onLoad(function () { initPalette(); initLanes(); });

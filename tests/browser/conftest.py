@@ -26,7 +26,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
             if not Path(CHROMIUM).exists():
-                item.add_marker(pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt install chromium)"))
+                item.add_marker(
+                    pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt install chromium)")
+                )
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +66,6 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # typ
     """A real Daphne serving the ASGI app (HTTP, websockets, static files) on a free port."""
     from channels.testing.live import make_application
     from daphne.testing import DaphneProcess
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
     from django.db import connections
 
     with django_db_blocker.unblock():
@@ -73,7 +74,7 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # typ
             pytest.skip("browser tests need a file SQLite test database (DATABASES TEST NAME)")
         server = DaphneProcess(
             "127.0.0.1",
-            partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+            partial(make_application, static_wrapper=None),  # designer.asgi serves static files itself
             setup=partial(_child_setup, str(name)),
         )
         server.daemon = True
@@ -103,7 +104,7 @@ def browser_user(transactional_db):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def logged_in_page(page, live_server_url, browser_user):  # type: ignore[no-untyped-def]
     """A Playwright page logged in as ``browser_user`` through Django's login form."""
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(15_000)
     page.console_errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))  # type: ignore[attr-defined]
     page.on(
@@ -114,7 +115,11 @@ def logged_in_page(page, live_server_url, browser_user):  # type: ignore[no-unty
     page.fill("input[name=username]", browser_user["user"].username)
     page.fill("input[name=password]", browser_user["password"])
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server_url}/")
+    try:
+        page.wait_for_url(f"{live_server_url}/", wait_until="domcontentloaded")
+    except Exception as exc:  # say what the browser shows instead: a failed login, an error page...
+        shown = page.locator("body").inner_text()[:800]
+        raise AssertionError(f"login did not reach the home page; at {page.url}:\n{shown}") from exc
     return page
 
 

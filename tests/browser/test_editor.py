@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -28,7 +29,9 @@ def fill_step(page: Page, phase: str, step_id: str, values: dict[str, str]) -> N
     expect(page.locator("#step-saved")).to_be_visible()
 
 
-def test_build_a_pipeline_by_drag_and_drop(logged_in_page: Page, live_server_url, browser_user, artifacts_dir):
+def test_build_a_pipeline_by_drag_and_drop(
+    logged_in_page: Page, live_server_url, browser_user, artifacts_dir
+):
     page = logged_in_page
     page.goto(f"{live_server_url}/p/lab/demo/")
     page.fill("#new-pipeline-name", "orders_daily")
@@ -63,7 +66,7 @@ def test_build_a_pipeline_by_drag_and_drop(logged_in_page: Page, live_server_url
 
     with page.expect_download() as download:
         page.click("#download-pipeline")
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     assert download.value.suggested_filename == "orders_daily.yaml"
     assert "pipelines:\n  orders_daily:\n    type: ETL\n" in text
     assert text.index("id: sort_rows") < text.index("id: filter_rows")
@@ -84,3 +87,76 @@ def test_upload_a_broken_yaml_shows_the_line(logged_in_page: Page, live_server_u
     errors = page.locator(".upload-errors")
     expect(errors).to_contain_text("Nothing was saved")
     expect(errors).to_contain_text(re.compile(r"line \d+"))
+
+
+def test_yaml_tab_and_type_switch(logged_in_page: Page, live_server_url, browser_user):
+    from designer.services import pipelines as service
+    from tests.factory import SLEEP_SPEC
+
+    project = browser_user["project"]
+    pipeline = service.create_pipeline(project, "nightly", "ETL", browser_user["user"])
+    spec = {
+        **SLEEP_SPEC,
+        "phases": {
+            **SLEEP_SPEC["phases"],
+            "transform": {"steps": [{"plugin": "filter_rows", "args": {"expr": "x > 1"}}]},
+        },
+    }
+    service.store(pipeline, spec)
+    page = logged_in_page
+    page.goto(f"{live_server_url}/p/lab/demo/nightly/")
+
+    # an invalid YAML edit shows its line and changes nothing
+    page.click("#yaml-tab")
+    expect(page.locator("#yaml-text")).to_have_value(re.compile("plugin: filter_rows"))
+    text = page.locator("#yaml-text").input_value()
+    lines = text.splitlines()
+    bad_line = next(i for i, line in enumerate(lines, 1) if "plugin: filter_rows" in line)
+    page.fill("#yaml-text", text.replace("plugin: filter_rows", "plugin: filter_rowz"))
+    page.click("#yaml-apply")
+    expect(page.locator(".yaml-errors")).to_contain_text(f"line {bad_line}")
+    expect(page.locator(".yaml-errors")).to_contain_text("unknown plugin 'filter_rowz'")
+    # a valid edit updates the lanes
+    page.fill("#yaml-text", text.replace("x > 1", "x > 2"))
+    page.click("#yaml-apply")
+    expect(page.locator("#yaml-panel .notice-ok")).to_have_text("YAML applied.")
+    page.click(".tab[data-tab=design]")
+    expect(page.locator("#steps-transform-steps .step-summary")).to_have_text("expr: x > 2")
+
+    # switching to ELT warns about the transform step; dismissing keeps everything
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.select_option("#type-select", "ELT")
+    expect(page.locator("#type-select")).to_have_value("ETL")
+    expect(page.locator("#lane-transform")).to_be_visible()
+    messages: list[str] = []
+    page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.accept()))
+    page.select_option("#type-select", "ELT")
+    expect(page.locator("#lane-transform_at_load")).to_be_visible()
+    expect(page.locator("#lane-transform")).to_have_count(0)
+    assert "transform.filter_rows" in messages[0]
+    expect(page.locator("#notice")).to_contain_text("Dropped 1 step(s): transform.filter_rows")
+
+
+def test_project_graph_edges_and_cycles(logged_in_page: Page, live_server_url, browser_user, artifacts_dir):
+    import copy
+
+    from tests.factory import SLEEP_SPEC, make_pipeline
+
+    project = browser_user["project"]
+    make_pipeline(project, "a")
+    make_pipeline(project, "b", spec={**copy.deepcopy(SLEEP_SPEC), "needs": ["a"]})
+    make_pipeline(project, "c")
+    page = logged_in_page
+    page.goto(f"{live_server_url}/p/lab/demo/")
+    page.wait_for_function("window.pipedeckGraph && pipedeckGraph.nodes().length === 3")
+    assert page.evaluate("pipedeckGraph.edges().map(e => e.id())") == ["a->b"]
+    page.select_option("#needs-form select[name=pipeline]", "c")
+    page.select_option("#needs-form select[name=needs]", "b")
+    page.click("#needs-form button")
+    page.wait_for_function("window.pipedeckGraph && pipedeckGraph.edges().length === 2")
+    page.select_option("#needs-form select[name=pipeline]", "a")
+    page.select_option("#needs-form select[name=needs]", "c")
+    page.click("#needs-form button")
+    expect(page.locator("#graph-error")).to_contain_text("that makes a cycle a -> c -> b -> a")
+    assert page.evaluate("pipedeckGraph.edges().length") == 2
+    page.screenshot(path=str(artifacts_dir / "project.png"), full_page=True)

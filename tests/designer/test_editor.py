@@ -35,10 +35,26 @@ def post(client, pipeline, name, **data):  # type: ignore[no-untyped-def]
 
 def build_etl(client, pipeline):  # type: ignore[no-untyped-def]
     post(client, pipeline, "designer-step-add", phase="extract", slot="steps", plugin="csv_extract", index=0)
-    post(client, pipeline, "designer-step-add", phase="transform", slot="steps", plugin="filter_rows", index=0)
+    post(
+        client, pipeline, "designer-step-add", phase="transform", slot="steps", plugin="filter_rows", index=0
+    )
     post(client, pipeline, "designer-step-add", phase="load", slot="steps", plugin="csv_load", index=0)
-    post(client, pipeline, "designer-step-args", phase="extract", id="csv_extract", **{"arg-path": "orders.csv"})
-    post(client, pipeline, "designer-step-args", phase="transform", id="filter_rows", **{"arg-expr": "amount > 10"})
+    post(
+        client,
+        pipeline,
+        "designer-step-args",
+        phase="extract",
+        id="csv_extract",
+        **{"arg-path": "orders.csv"},
+    )
+    post(
+        client,
+        pipeline,
+        "designer-step-args",
+        phase="transform",
+        id="filter_rows",
+        **{"arg-expr": "amount > 10"},
+    )
     post(client, pipeline, "designer-step-args", phase="load", id="csv_load", **{"arg-path": "out/big.csv"})
 
 
@@ -84,12 +100,26 @@ def test_a_step_with_a_missing_argument_shows_the_error_next_to_the_field(alice_
 
 def test_reordering_transform_steps(alice_client, pipeline):
     build_etl(alice_client, pipeline)
-    post(alice_client, pipeline, "designer-step-add", phase="transform", slot="steps", plugin="sort_rows", index=1)
+    post(
+        alice_client,
+        pipeline,
+        "designer-step-add",
+        phase="transform",
+        slot="steps",
+        plugin="sort_rows",
+        index=1,
+    )
     ids = [s["id"] for s in pipeline.spec["phases"]["transform"]["steps"]]
     assert ids == ["filter_rows", "sort_rows"]
     post(
-        alice_client, pipeline, "designer-step-move", phase="transform", id="sort_rows", to_phase="transform",
-        to_slot="steps", to_index=0,
+        alice_client,
+        pipeline,
+        "designer-step-move",
+        phase="transform",
+        id="sort_rows",
+        to_phase="transform",
+        to_slot="steps",
+        to_index=0,
     )
     assert [s["id"] for s in pipeline.spec["phases"]["transform"]["steps"]] == ["sort_rows", "filter_rows"]
 
@@ -102,14 +132,18 @@ def test_removing_a_step(alice_client, pipeline):
 
 
 def test_a_plugin_of_the_wrong_kind_is_refused(alice_client, pipeline):
-    response = post(alice_client, pipeline, "designer-step-add", phase="extract", slot="steps", plugin="csv_load")
+    response = post(
+        alice_client, pipeline, "designer-step-add", phase="extract", slot="steps", plugin="csv_load"
+    )
     assert "&#x27;csv_load&#x27; is a load plugin" in response.content.decode()
     assert pipeline.spec["phases"]["extract"]["steps"] == []
 
 
 def test_merge_slot_appears_with_two_extract_steps(alice_client, pipeline):
     build_etl(alice_client, pipeline)
-    response = post(alice_client, pipeline, "designer-step-add", phase="extract", slot="steps", plugin="csv_extract")
+    response = post(
+        alice_client, pipeline, "designer-step-add", phase="extract", slot="steps", plugin="csv_extract"
+    )
     assert 'data-slot="merge"' in response.content.decode()
     assert not pipeline.is_valid
     assert any("needs a 'merge' step" in e["message"] for e in pipeline.errors)
@@ -166,7 +200,9 @@ def test_non_members_get_404_and_viewers_cannot_edit(bob_client, pipeline, team)
     add_member(team, viewer, "viewer")
     bob_client.force_login(viewer)
     assert bob_client.get(url(pipeline, "designer-editor")).status_code == 200
-    response = bob_client.post(url(pipeline, "designer-step-add"), {"phase": "extract", "plugin": "csv_extract"})
+    response = bob_client.post(
+        url(pipeline, "designer-step-add"), {"phase": "extract", "plugin": "csv_extract"}
+    )
     assert response.status_code == 404
 
 

@@ -16,7 +16,8 @@ STEP_PLUGINS = [p.name for p in registry.all() if p.kind is not PluginKind.SECRE
 def render_form(plugin: str, args: dict | None = None, secret_names: list[str] | None = None) -> str:  # type: ignore[type-arg]
     schema = registry.describe(plugin)["args_schema"]
     return render_to_string(
-        "designer/_field_list.html", {"fields": fields_for(schema, args or {}), "secret_names": secret_names or []}
+        "designer/_field_list.html",
+        {"fields": fields_for(schema, args or {}), "secret_names": secret_names or []},
     )
 
 
@@ -29,8 +30,16 @@ def test_every_plugin_renders_a_form_with_every_argument(plugin):
 
 
 def test_the_builtin_catalogue_is_there():
-    for name in ["csv_extract", "sql_extract", "join_merge", "filter_rows", "aggregate", "csv_load", "sql_load",
-                 "sql_execute"]:
+    for name in [
+        "csv_extract",
+        "sql_extract",
+        "join_merge",
+        "filter_rows",
+        "aggregate",
+        "csv_load",
+        "sql_load",
+        "sql_execute",
+    ]:
         assert name in STEP_PLUGINS
 
 
@@ -62,8 +71,14 @@ def test_enum_renders_options_with_the_current_value_selected():
 def test_posted_values_become_typed_args_without_defaults():
     schema = registry.describe("csv_extract")["args_schema"]
     data = QueryDict(mutable=True)
-    data.update({"arg-path": " orders.csv ", "arg-delimiter": ",", "arg-has_header-present": "1",
-                 "arg-columns": "id\namount\n"})
+    data.update(
+        {
+            "arg-path": " orders.csv ",
+            "arg-delimiter": ",",
+            "arg-has_header-present": "1",
+            "arg-columns": "id\namount\n",
+        }
+    )
     args, errors = parse_args(schema, data)
     assert errors == {}
     assert args == {"path": "orders.csv", "has_header": False, "columns": ["id", "amount"]}

@@ -46,7 +46,9 @@ def test_login_page_and_login(client, alice):
 
 
 def test_create_project_and_pipeline(alice_client, team):
-    response = alice_client.post(reverse("designer-project-create", kwargs={"team": team.slug}), {"name": "Ops Data"})
+    response = alice_client.post(
+        reverse("designer-project-create", kwargs={"team": team.slug}), {"name": "Ops Data"}
+    )
     project = Project.objects.get(team=team, slug="ops-data")
     assert response["Location"] == purl(project, "designer-project")
     response = alice_client.post(purl(project, "designer-pipeline-create"), {"name": "daily", "type": "ELT"})
@@ -74,11 +76,15 @@ def test_project_page_shows_pipelines_and_graph(alice_client, project):
 def test_adding_and_removing_a_needs_edge(alice_client, project):
     make_pipeline(project, "a")
     b = make_pipeline(project, "b")
-    response = alice_client.post(purl(project, "designer-project-needs"), {"pipeline": "b", "needs": "a"}, **HX)
+    response = alice_client.post(
+        purl(project, "designer-project-needs"), {"pipeline": "b", "needs": "a"}, **HX
+    )
     assert response.status_code == 200 and b"<html" not in response.content
     b.refresh_from_db()
     assert b.needs == ["a"] and b.is_valid
-    alice_client.post(purl(project, "designer-project-needs"), {"pipeline": "b", "needs": "a", "action": "remove"}, **HX)
+    alice_client.post(
+        purl(project, "designer-project-needs"), {"pipeline": "b", "needs": "a", "action": "remove"}, **HX
+    )
     b.refresh_from_db()
     assert b.needs == []
 
@@ -87,7 +93,9 @@ def test_a_cycle_is_refused_and_named(alice_client, project):
     make_pipeline(project, "a")
     make_pipeline(project, "b", spec=spec_needing("a"))
     make_pipeline(project, "c", spec=spec_needing("b"))
-    response = alice_client.post(purl(project, "designer-project-needs"), {"pipeline": "a", "needs": "c"}, **HX)
+    response = alice_client.post(
+        purl(project, "designer-project-needs"), {"pipeline": "a", "needs": "c"}, **HX
+    )
     assert "that makes a cycle a -&gt; c -&gt; b -&gt; a" in response.content.decode()
     assert Pipeline.objects.get(project=project, name="a").needs == []
 
@@ -118,8 +126,9 @@ def test_upload_round_trip_creates_versions_and_keeps_variables(alice_client, pr
     text = export_project(demo)
     upload = SimpleUploadedFile("demo.yaml", text.encode(), content_type="application/yaml")
     response = alice_client.post(purl(project, "designer-project-upload"), {"file": upload}, **HX)
-    assert response.status_code == 200 and b"<html" not in response.content
-    assert "created customers_etlt, orders_elt, orders_etl" in response.content.decode()
+    assert response.status_code == 200 and response["HX-Redirect"] == purl(project, "designer-project")
+    page = alice_client.get(purl(project, "designer-project")).content.decode()
+    assert "Imported demo.yaml: created customers_etlt, orders_elt, orders_etl (a new version each)." in page
     project.refresh_from_db()
     assert project.variables == {"ORDERS_FILE": "orders.csv"}
     assert export_project(project) == text
@@ -179,10 +188,16 @@ def test_upload_of_a_syntax_error_shows_its_line(alice_client, project):
 def test_project_views_are_404_for_non_members(bob_client, project):
     for name in ["designer-project", "designer-project-graph", "designer-project-download"]:
         assert bob_client.get(purl(project, name)).status_code == 404
-    for name in ["designer-project-needs", "designer-project-settings", "designer-project-upload",
-                 "designer-pipeline-create"]:
+    for name in [
+        "designer-project-needs",
+        "designer-project-settings",
+        "designer-project-upload",
+        "designer-pipeline-create",
+    ]:
         assert bob_client.post(purl(project, name), {}).status_code == 404
-    response = bob_client.post(reverse("designer-project-create", kwargs={"team": project.team.slug}), {"name": "x"})
+    response = bob_client.post(
+        reverse("designer-project-create", kwargs={"team": project.team.slug}), {"name": "x"}
+    )
     assert response.status_code == 404
 
 
@@ -193,3 +208,22 @@ def test_seed_demo_is_idempotent_and_valid():
     pipelines = {p.name: p for p in demo.pipelines.all()}
     assert {p.type for p in pipelines.values()} == {"ETL", "ELT", "ETLT"}
     assert all(p.is_valid and p.versions.count() == 1 for p in pipelines.values())
+
+
+def test_admin_lists_the_designer_models(client, project):
+    from django.contrib.auth.models import User
+
+    admin = User.objects.create_superuser("root", password="pw")
+    client.force_login(admin)
+    make_pipeline(project, "a")
+    for model in ["team", "project", "pipeline", "pipelineversion"]:
+        assert client.get(f"/admin/designer/{model}/").status_code == 200
+    version = PipelineVersion.objects.get()
+    assert client.get(f"/admin/designer/pipelineversion/{version.pk}/change/").status_code == 200
+
+
+def test_upload_of_binary_garbage_is_an_error_not_a_crash(alice_client, project):
+    upload = SimpleUploadedFile("x.yaml", b"\xff\xfe\x00garbage\x00")
+    response = alice_client.post(purl(project, "designer-project-upload"), {"file": upload})
+    assert response.status_code == 400
+    assert "Nothing was saved" in response.content.decode()

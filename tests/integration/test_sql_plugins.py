@@ -174,3 +174,25 @@ async def test_postgres_schema_qualified_table(ctx, postgres_dsn, tmp_path):
         assert frame["id"].to_list() == [1, 2, 3]
     finally:
         SqlExecute({"dsn": postgres_dsn, "sql": "DROP SCHEMA pipedeck_mart CASCADE"}).execute(ctx)
+
+
+async def test_less_common_types_load_everywhere(ctx, dsn):
+    frame = pl.DataFrame(
+        {
+            "id": [1, 2],
+            "at": pl.Series([dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC), None]).dt.convert_time_zone(
+                "Europe/Paris"
+            ),
+            "wait": [dt.timedelta(seconds=90), None],
+            "blob": [b"\x00\x01", None],
+            "kind": pl.Series(["a", "b"], dtype=pl.Categorical),
+            "small": pl.Series([1, -1], dtype=pl.Int8),
+        }
+    )
+    await SqlLoad({"dsn": dsn, "table": "odd"}).load(ctx, frame)
+    back = await SqlExtract({"dsn": dsn, "query": "SELECT * FROM odd ORDER BY id"}).extract(ctx)
+    first = back.row(0, named=True)
+    assert first["at"].replace(tzinfo=None) == dt.datetime(2024, 1, 1, 12)  # stored as UTC
+    assert first["wait"] in (dt.timedelta(seconds=90), 90_000_000)  # INTERVAL, or microseconds
+    assert (first["blob"], first["kind"], first["small"]) == (b"\x00\x01", "a", 1)
+    assert back.row(1) == (2, None, None, None, "b", -1)

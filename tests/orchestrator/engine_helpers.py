@@ -177,6 +177,21 @@ class EchoTransform(TransformPlugin):
         raise PluginError(f"resolved to {self.args.text!r}")
 
 
+class SecretPeekTransform(TransformPlugin):
+    """Reads a secret through ``ctx.secrets`` and (wrongly) logs it: the log line must come out redacted."""
+
+    name = "secret_peek_transform"
+
+    class Args(BaseModel):
+        secret: str
+
+    def transform(self, ctx: StepContext, data: Frame) -> Frame:
+        ctx.logger.info(
+            "declared %s; %s is %s", sorted(ctx.secrets), self.args.secret, ctx.secrets[self.args.secret]
+        )
+        return data
+
+
 class WaitLoad(LoadPlugin):
     name = "wait_load"
 
@@ -236,6 +251,7 @@ def make_registry() -> PluginRegistry:
         ConcatMerge,
         TagTransform,
         EchoTransform,
+        SecretPeekTransform,
         WaitLoad,
         MarkPre,
         MarkPost,

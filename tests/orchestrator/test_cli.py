@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from orchestrator.cli import HumanProgress
+from orchestrator.events import (
+    PipelineFinished,
+    PipelineStarted,
+    RunFinished,
+    RunStarted,
+    Status,
+    StepFinished,
+    StepLog,
+    StepStarted,
+)
 
 GOOD = """\
 variables:
@@ -74,7 +88,12 @@ pipelines:
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PIPEDECK_DATA_ROOT": str(cwd)}
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "orchestrator", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -93,7 +112,9 @@ def test_validate_accepts_a_good_file(files: Path) -> None:
 def test_validate_reports_line_column_and_path_with_exit_code_2(files: Path) -> None:
     done = cli("validate", "invalid.yaml", cwd=files)
     assert done.returncode == 2
-    problem = "line 3, column 5: pipelines.orders: a pipeline of type ETL is missing the required phase(s) load"
+    problem = (
+        "line 3, column 5: pipelines.orders: a pipeline of type ETL is missing the required phase(s) load"
+    )
     assert done.stderr.startswith("invalid.yaml: ")
     assert problem in done.stderr
 
@@ -110,7 +131,9 @@ def test_run_prints_progress_and_exits_0(files: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "first: running"
     assert "  first extract/read [INFO] slept 0.010 s" in lines
-    assert any(line.startswith("  first extract/read: succeeded in ") and line.endswith(", 3 rows") for line in lines)
+    assert any(
+        line.startswith("  first extract/read: succeeded in ") and line.endswith(", 3 rows") for line in lines
+    )
     assert lines[-1].startswith("run succeeded in ")
     assert "\x1b" not in done.stdout  # not a terminal: plain lines
 
@@ -119,8 +142,8 @@ def test_a_failed_pipeline_exits_1_and_says_why(files: Path) -> None:
     done = cli("run", "failing.yaml", cwd=files)
     assert done.returncode == 1
     assert (
-        f"  pipeline 'orders', phase extract, step 'read' (csv_extract): file 'missing.csv' not found in the data root "
-        f"{files} (looked for {files / 'missing.csv'})"
+        "  pipeline 'orders', phase extract, step 'read' (csv_extract): "
+        f"file 'missing.csv' not found in the data root {files} (looked for {files / 'missing.csv'})"
     ) in done.stdout.splitlines()
     assert "after: skipped in 0.00 s" in done.stdout.splitlines()
     assert done.stdout.splitlines()[-1].endswith(": 1 pipeline(s) failed: orders")
@@ -158,3 +181,52 @@ def test_plugins_lists_built_ins_and_entry_point_plugins(files: Path) -> None:
     assert described["sleep_extract"]["kind"] == "extract"
     assert described["sleep_extract"]["module"] == "pipedeck_sleep"
     assert set(described["sleep_extract"]["args_schema"]["properties"]) == {"seconds", "rows"}
+
+
+def test_on_a_terminal_progress_lines_are_rewritten_in_place() -> None:
+    out = io.StringIO()
+    progress = HumanProgress(out, live=True)
+    progress.REDRAW_EVERY = 0  # draw on every event
+    step = {"pipeline": "p", "phase": "extract", "plugin": "x"}
+    events = [
+        RunStarted(pipelines=["p", "q"]),
+        PipelineStarted(pipeline="p"),
+        PipelineStarted(pipeline="q"),
+        StepStarted(step="read", **step),
+        StepStarted(step="other", **step),
+        StepLog(pipeline="p", phase="extract", step="read", level="INFO", message="hello"),
+        StepFinished(step="read", status=Status.SUCCEEDED, duration=0.5, rows_out=3, **step),
+        StepFinished(step="other", status=Status.FAILED, duration=0.5, error="boom", **step),
+    ]
+    for event in events:
+        progress(event)
+    assert "\x1b[4F\x1b[J" in out.getvalue()  # moved up over the four live lines to redraw them
+    assert screen(out.getvalue()) == [
+        "  p extract/read [INFO] hello",  # logs scroll above the live block
+        "p: running",
+        "  p extract/read: succeeded in 0.50 s, 3 rows",
+        "  p extract/other: failed in 0.50 s",
+        "q: running",
+    ]
+    progress(PipelineFinished(pipeline="p", status=Status.FAILED, duration=0.6, error="it broke"))
+    progress(PipelineFinished(pipeline="q", status=Status.SUCCEEDED, duration=0.7))
+    progress(RunFinished(status=Status.FAILED, duration=0.8, error="1 pipeline(s) failed: p"))
+    assert screen(out.getvalue()) == [
+        "  p extract/read [INFO] hello",
+        "p: failed in 0.60 s",  # a finished pipeline leaves the live block, its failed steps stay
+        "  p extract/other: failed in 0.50 s",
+        "  it broke",
+        "q: succeeded in 0.70 s",
+        "run failed in 0.80 s: 1 pipeline(s) failed: p",
+    ]
+
+
+def screen(text: str) -> list[str]:
+    """What a terminal shows after ``text``: handles only the two sequences the progress uses."""
+    lines: list[str] = []
+    for chunk in re.split(r"(\x1b\[\d*F\x1b\[J)", text):
+        if chunk.startswith("\x1b["):
+            del lines[len(lines) - int(chunk[2:].split("F")[0]) :]
+        else:
+            lines.extend(chunk.splitlines())
+    return lines

@@ -166,7 +166,8 @@ async def test_a_failing_step_fails_its_phase_and_pipeline_and_cancels_its_sibli
     started = time.perf_counter()
     result, sink = await run(project({"orders": pipeline(steps)}))
     assert time.perf_counter() - started < 1
-    message = "pipeline 'orders', phase extract, step 'bad' (wait_extract): file 'x.csv' not found in data root /data"
+    cause = "file 'x.csv' not found in data root /data"
+    message = f"pipeline 'orders', phase extract, step 'bad' (wait_extract): {cause}"
     assert result.status == Status.FAILED
     assert result.pipelines["orders"].error == message
     assert [(e.status, e.error) for e in finished(sink, "bad")] == [(Status.FAILED, message)]
@@ -180,7 +181,10 @@ async def test_a_failing_step_fails_its_phase_and_pipeline_and_cancels_its_sibli
 
 async def test_an_unexpected_exception_names_its_type_and_its_traceback_is_logged() -> None:
     result, sink = await run(project({"p": pipeline([step("broken_extract", "read", message="boom")])}))
-    assert result.pipelines["p"].error == "pipeline 'p', phase extract, step 'read' (broken_extract): ValueError: boom"
+    assert (
+        result.pipelines["p"].error
+        == "pipeline 'p', phase extract, step 'read' (broken_extract): ValueError: boom"
+    )
     errors = [e for e in sink.of(StepLog) if e.level == "ERROR"]
     assert len(errors) == 1 and "Traceback" in errors[0].message and "ValueError: boom" in errors[0].message
 
@@ -189,7 +193,10 @@ async def test_an_unexpected_exception_names_its_type_and_its_traceback_is_logge
     ("bad_step", "cause"),
     [
         (step("nope", "read"), "unknown plugin 'nope'"),
-        (step("wait_load", "read"), "plugin 'wait_load' is a load plugin; this place needs an extract plugin"),
+        (
+            step("wait_load", "read"),
+            "plugin 'wait_load' is a load plugin; this place needs an extract plugin",
+        ),
         (
             step("wait_extract", "read", seconds="soon"),
             "invalid args: seconds: Input should be a valid number, unable to parse string as a number",
@@ -202,7 +209,9 @@ async def test_an_unexpected_exception_names_its_type_and_its_traceback_is_logge
         ),
     ],
 )
-async def test_a_step_that_cannot_run_fails_with_a_message_saying_why(bad_step: dict[str, Any], cause: str) -> None:
+async def test_a_step_that_cannot_run_fails_with_a_message_saying_why(
+    bad_step: dict[str, Any], cause: str
+) -> None:
     result, _ = await run(project({"p": pipeline([bad_step])}))
     plugin = bad_step["plugin"]
     assert result.pipelines["p"].error == f"pipeline 'p', phase extract, step 'read' ({plugin}): {cause}"
@@ -210,7 +219,9 @@ async def test_a_step_that_cannot_run_fails_with_a_message_saying_why(bad_step: 
 
 async def test_args_are_resolved_at_run_time_from_variables_env_and_secrets() -> None:
     text = "${{ variables.COUNT }} rows for ${{ env.WHO }}"
-    spec = project({"p": pipeline(transform=[step("echo_transform", "echo", text=text)])}, variables={"COUNT": 3})
+    spec = project(
+        {"p": pipeline(transform=[step("echo_transform", "echo", text=text)])}, variables={"COUNT": 3}
+    )
     result = await run_project(spec, registry=make_registry(), env={"WHO": "ops"})
     assert result.pipelines["p"].error.endswith("(echo_transform): resolved to '3 rows for ops'")  # type: ignore[union-attr]
 
@@ -230,12 +241,27 @@ async def test_secret_values_are_redacted_from_errors_and_logs() -> None:
     )
 
 
+async def test_a_step_reads_secrets_through_its_context_and_logs_them_redacted() -> None:
+    spec = project(
+        {"p": pipeline(transform=[step("secret_peek_transform", "peek", secret="DB")])},
+        secrets={"DB": {"plugin": "env_secret", "args": {"name": "DB_URL"}}, "API": {}},
+    )
+    sink = MemorySink()
+    env = {"DB_URL": "pg://u:hunter2@db"}
+    result = await run_project(spec, sinks=[sink], registry=make_registry(), env=env)
+    assert result.status == Status.SUCCEEDED
+    assert [e.message for e in sink.of(StepLog)] == ["declared ['API', 'DB']; DB is ***"]
+
+
 async def test_an_async_step_times_out() -> None:
     spec = project({"p": pipeline([step("wait_extract", "read", seconds=5, _timeout=0.1)])})
     started = time.perf_counter()
     result, sink = await run(spec)
     assert time.perf_counter() - started < 1
-    assert result.pipelines["p"].error == "pipeline 'p', phase extract, step 'read' (wait_extract): timed out after 0.1 s"
+    assert (
+        result.pipelines["p"].error
+        == "pipeline 'p', phase extract, step 'read' (wait_extract): timed out after 0.1 s"
+    )
     assert [e.status for e in finished(sink, "read")] == [Status.FAILED]
 
 
@@ -246,7 +272,10 @@ async def test_a_sync_step_times_out_without_waiting_for_its_thread() -> None:
     started = time.perf_counter()
     result, sink = await run(spec)
     assert time.perf_counter() - started < 0.8
-    assert result.pipelines["p"].error == "pipeline 'p', phase transform, step 'slow' (tag_transform): timed out after 0.1 s"
+    assert (
+        result.pipelines["p"].error
+        == "pipeline 'p', phase transform, step 'slow' (tag_transform): timed out after 0.1 s"
+    )
     assert [e.status for e in finished(sink, "slow")] == [Status.FAILED]
 
 
@@ -264,13 +293,15 @@ async def test_a_failing_async_step_is_retried_with_doubling_backoff() -> None:
         (3, Status.SUCCEEDED),
     ]
     gaps = [b.ts - a.ts for a, b in zip(starts, starts[1:], strict=False)]
-    assert 0.05 <= gaps[0] < 0.1 and 0.1 <= gaps[1] < 0.2
+    assert 0.05 <= gaps[0] < 0.1 and 0.1 <= gaps[1] < 0.25  # 0.05 s, then doubled
     retry_logs = [e.message for e in sink.of(StepLog) if e.level == "WARNING"]
     assert retry_logs == ["attempt 1 failed; retrying in 0.05 s", "attempt 2 failed; retrying in 0.1 s"]
 
 
 async def test_retries_give_up_after_the_last_attempt() -> None:
-    spec = project({"p": pipeline([step("wait_extract", "read", fail_times=5, _retries=1, _retry_backoff=0)])})
+    spec = project(
+        {"p": pipeline([step("wait_extract", "read", fail_times=5, _retries=1, _retry_backoff=0)])}
+    )
     result, sink = await run(spec)
     assert result.status == Status.FAILED
     assert result.pipelines["p"].error == (
@@ -281,7 +312,11 @@ async def test_retries_give_up_after_the_last_attempt() -> None:
 
 async def test_a_failing_sync_step_is_retried() -> None:
     spec = project(
-        {"p": pipeline(transform=[step("tag_transform", "t", tag="x", fail_times=1, _retries=1, _retry_backoff=0.01)])}
+        {
+            "p": pipeline(
+                transform=[step("tag_transform", "t", tag="x", fail_times=1, _retries=1, _retry_backoff=0.01)]
+            )
+        }
     )
     result, sink = await run(spec)
     assert result.status == Status.SUCCEEDED

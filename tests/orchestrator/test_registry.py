@@ -89,7 +89,11 @@ class SyncPre(PrePlugin):
         (int, "<class 'int'> is not a subclass of orchestrator.plugins.Plugin"),
         (NoName, "NoName.name must be an identifier string, got None"),
         (BadName, "BadName.name must be an identifier string, got 'not an identifier'"),
-        (NoKind, "plugin 'no_kind': kind must be one of extract, merge, transform, load, transform_at_load, pre, post, secret"),
+        (
+            NoKind,
+            "plugin 'no_kind': kind must be one of "
+            "extract, merge, transform, load, transform_at_load, pre, post, secret",
+        ),
         (BadArgs, "plugin 'bad_args': Args must be a pydantic BaseModel subclass"),
         (NoCall, "plugin 'no_call' (load) must define load()"),
         (SyncExtract, "plugin 'sync_extract': extract() must be async def for kind extract"),

@@ -197,6 +197,21 @@ def test_yaml_syntax_errors_carry_line_and_column() -> None:
     ]
 
 
+def test_bad_bytes_and_forbidden_characters_are_located() -> None:
+    assert errors(b"pipelines:\n  a: \xff\xfe\n") == [
+        "line 2, column 6: the file is not valid UTF-8 text (invalid leading UTF-8 octet)"
+    ]
+    assert errors("a: 1\nb: \x00") == [
+        "line 2, column 4: the character #x0000 is not allowed (control characters are not allowed)"
+    ]
+
+
+def test_windows_line_endings_and_a_byte_order_mark_are_fine() -> None:
+    text = f"pipelines:\n  a:\n    type: ETL\n{ETL_BODY}".replace("\n", "\r\n")
+    assert list(load_project("\ufeff" + text).pipelines) == ["a"]
+    assert list(load_project(b"\xef\xbb\xbf" + text.encode()).pipelines) == ["a"]
+
+
 def test_a_missing_merge_points_at_the_extract_phase() -> None:
     text = """\
 concurrency: 2
@@ -606,7 +621,7 @@ PIPELINE_FLOW_PYTHON = (
 PIPELINE_FLOW_READ = """\
 import json, sys
 from pipeline_flow.core.parsers.yaml_parser import YamlParser
-print(json.dumps(YamlParser(open(sys.argv[1]).read()).yaml_body))
+print(json.dumps([YamlParser(open(p, encoding="utf-8").read()).yaml_body for p in sys.argv[1:]]))
 """
 
 
@@ -636,24 +651,21 @@ pipelines:
     needs: []
 """
     spec = load_project(text)
-    dumped = dump_project(spec)
-    path = tmp_path / "project.yaml"
-    path.write_text(dumped)
+    files = {
+        tmp_path / "refs.yaml": dump_project(spec),
+        tmp_path / "tricky.yaml": dump_project(tricky_spec()),
+    }
+    for path, dumped in files.items():
+        path.write_text(dumped, encoding="utf-8")
     run = subprocess.run(
-        [str(PIPELINE_FLOW_PYTHON), "-c", PIPELINE_FLOW_READ, str(path)],
+        [str(PIPELINE_FLOW_PYTHON), "-c", PIPELINE_FLOW_READ, *map(str, files)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert run.returncode == 0, run.stderr
-    ours = list(yaml.load_all(dumped, Loader=CoreLoader))[-1]
-    assert json.loads(run.stdout) == substitute_variables(ours, spec.variables)
-    assert json.loads(run.stdout)["pipelines"]["yes"]["phases"]["load"]["steps"][0]["args"]["on"] == "off"
-
-    dumped = dump_project(tricky_spec())  # ambiguous text as pipeline names and descriptions
-    path.write_text(dumped)
-    run = subprocess.run(
-        [str(PIPELINE_FLOW_PYTHON), "-c", PIPELINE_FLOW_READ, str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == list(yaml.load_all(dumped, Loader=CoreLoader))[-1]  # noqa: S506
+    theirs = json.loads(run.stdout)
+    ours = [list(yaml.load_all(dumped, Loader=CoreLoader))[-1] for dumped in files.values()]  # noqa: S506
+    assert theirs[0] == substitute_variables(ours[0], spec.variables)  # variables substituted at load there
+    assert theirs[0]["pipelines"]["yes"]["phases"]["load"]["steps"][0]["args"]["on"] == "off"
+    assert theirs[1] == ours[1]  # ambiguous text as pipeline names and descriptions

@@ -63,7 +63,7 @@ def _store(claim: queue.Claim, first: int, count: int) -> list[dict]:
 
 async def _publish(run_id: int, messages: list[dict]) -> None:
     await get_channel_layer().group_send(
-        groups.run_group(run_id), {"type": groups.RUN_EVENT, "run": run_id, "events": messages}
+        groups.run_group(run_id), groups.run_events_message(run_id, messages)
     )
 
 

@@ -183,3 +183,12 @@ def test_the_editor_include_shows_a_steps_state_in_the_latest_run(sleep_project,
     assert (
         template.render(Context({"pipeline": pipeline, "step": {"phase": "load", "id": "x"}})).strip() == ""
     )
+
+
+def test_project_page_and_editor_offer_a_run_button_to_runners_only(
+    sleep_project, alice_client, viewer_client
+):
+    team, project = sleep_project.team.slug, sleep_project.slug
+    for url in (f"/p/{team}/{project}/", f"/p/{team}/{project}/orders/"):
+        assert 'data-testid="run-button"' in alice_client.get(url).content.decode()
+        assert 'data-testid="run-button"' not in viewer_client.get(url).content.decode()

@@ -99,6 +99,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     # teams: settings, members, secrets, variables, activity
     "designer-teams": (get(SIGNED_IN), Rule(SIGNED_IN, "post", data={"name": "Brand new"})),
     "designer-team-settings": (get(V),),
+    "designer-team-delete": (post(OWN, data={"confirm": "Acme"}),),
     "designer-team-member-add": (post(OWN, data={"identifier": "outsider", "role": "viewer"}),),
     "designer-team-member-role": (post(OWN, data={"role": "runner"}),),
     "designer-team-member-remove": (post(OWN),),

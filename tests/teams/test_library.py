@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from designer import library
-from designer.models import ActivityEvent, Pipeline
+from designer.models import ActivityEvent, Pipeline, PipelineVersion, Run
 from tests.factory import SLEEP_SPEC, add_member, make_pipeline, make_project
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -112,4 +112,51 @@ def test_the_activity_feed_shows_who_did_what(crew):
     page = crew.client("viewer").get("/t/acme/activity/").content.decode()
     assert "editor</strong> marked as a template" in page
     assert "owner</strong> set secret" in page and "TOKEN" in page and "tok-123" not in page
-    assert "Nothing happened" in crew.client("outsider").get("/t/rival/activity/").content.decode()
+    rival_feed = crew.client("outsider").get("/t/rival/activity/").content.decode()
+    assert "rival_orders" in rival_feed and "TOKEN" not in rival_feed and "Sales" not in rival_feed
+
+
+def test_pipelines_versions_and_runs_feed_the_activity_with_their_author(crew):
+    editor, runner = crew.users["editor"], crew.users["runner"]
+    pipeline = make_pipeline(crew.project, "nightly", created_by=editor, version=False)
+    PipelineVersion.objects.create(
+        pipeline=pipeline, number=1, spec=pipeline.spec, author=editor, message="first"
+    )
+    PipelineVersion.objects.create(
+        pipeline=pipeline, number=2, spec=pipeline.spec, author=editor, message="Imported from x.yaml"
+    )
+    run = Run.objects.create(
+        team=crew.team, project=crew.project, spec={}, pipelines=["nightly"], created_by=runner
+    )
+    feed = [
+        (e.actor, e.verb, e.object_name, e.detail)
+        for e in ActivityEvent.objects.filter(team=crew.team).order_by("pk")
+        if "nightly" in e.object_name
+    ]
+    assert feed == [
+        (editor, "created", "Sales / nightly", ""),
+        (editor, "changed", "Sales / nightly", "version 1: first"),
+        (editor, "imported", "Sales / nightly", "version 2: Imported from x.yaml"),
+        (runner, "ran", f"#{run.pk} Sales: nightly", ""),
+    ]
+    assert ActivityEvent.objects.get(verb="ran").object_url == f"/runs/{run.pk}/"
+
+
+def test_a_copy_is_recorded_once_as_used_template(crew):
+    Pipeline.objects.filter(name="orders").update(is_template=True)
+    crew.client("editor").post("/p/acme/sales/orders/use/", {"project": "sales"})
+    verbs = list(
+        ActivityEvent.objects.filter(object_name__contains="orders_2").values_list("verb", flat=True)
+    )
+    assert verbs == ["used_template"]
+
+
+def test_projects_match_by_their_own_text_or_by_a_matching_pipeline(crew):
+    make_project(crew.team, "Marketing", description="campaign data")
+    make_pipeline(crew.project, "daily_customers", tags=["crm"])
+    projects = lambda **kw: [p.name for p in library.search_projects(crew.team, library.LibraryQuery(**kw))]  # noqa: E731
+    assert projects() == ["Marketing", "Sales"]
+    assert projects(text="campaign") == ["Marketing"]
+    assert projects(text="customers") == ["Sales"]
+    assert projects(tag="crm") == ["Sales"]
+    assert projects(templates_only=True) == []

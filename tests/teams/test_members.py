@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from designer.models import ActivityEvent, Membership
+from designer.models import ActivityEvent, Membership, Team
 from tests.factory import make_user
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -58,9 +58,10 @@ def test_the_last_owner_can_be_neither_demoted_nor_removed(crew):
     # with a second owner, the first one may step down
     editor = Membership.objects.get(team=crew.team, role="editor")
     client.post(f"/t/acme/members/{editor.pk}/role/", {"role": "owner"}, **HX)
-    client.post(f"/t/acme/members/{owner.pk}/role/", {"role": "viewer"}, **HX)
+    response = client.post(f"/t/acme/members/{owner.pk}/role/", {"role": "viewer"}, **HX)
     owner.refresh_from_db()
     assert owner.role == "viewer"
+    assert b"owner is now viewer." in response.content and b"Add member" not in response.content
 
 
 def test_an_owner_removes_a_member(crew):
@@ -98,3 +99,14 @@ def test_the_switcher_lists_my_teams_and_creating_a_team_makes_me_owner(crew):
     assert 'data-testid="team-switcher"' in page
     assert "Team: Second Team" in page and "Rival" in page and "Acme" not in page
     assert Membership.objects.get(team__slug="second-team").role == "owner"
+
+
+def test_an_owner_deletes_the_team_after_typing_its_name(crew):
+    client = crew.client("owner")
+    response = client.post("/t/acme/delete/", {"confirm": "acme"}, **HX)
+    assert b"Type the team&#x27;s name, Acme, to delete it." in response.content
+    assert crew.client("editor").post("/t/acme/delete/", {"confirm": "Acme"}).status_code == 404
+    response = client.post("/t/acme/delete/", {"confirm": "Acme"}, **HX)
+    assert response["HX-Redirect"] == "/teams/"
+    assert not Team.objects.filter(slug="acme").exists()
+    assert Team.objects.filter(slug="rival").exists()

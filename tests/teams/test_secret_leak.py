@@ -186,7 +186,9 @@ async def _websocket_messages(run_id: int, cookie: str) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(leaky_plugins, worker, caplog):
+def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(
+    leaky_plugins, worker, caplog, capfd
+):
     caplog.set_level(logging.DEBUG)
     crew = build_crew()
     owner, runner, viewer = crew.client("owner"), crew.client("runner"), crew.client("viewer")
@@ -256,6 +258,8 @@ def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(l
         assert CANARY not in str(record.exc_text or ""), (
             f"the secret is in a traceback logged by {record.name}"
         )
+    out, err = capfd.readouterr()
+    assert CANARY not in out and CANARY not in err, "the secret was printed by the process"
     assert _assert_nothing_stored_in_clear() > 100
 
 

@@ -36,7 +36,9 @@ class Command(BaseCommand):
             made = []
             for name in DEMO_PIPELINES:  # create all first: `needs` must name existing pipelines
                 if not Pipeline.objects.filter(project=project, name=name).exists():
-                    Pipeline.objects.create(project=project, name=name, slug=name.replace("_", "-"), created_by=user)
+                    Pipeline.objects.create(
+                        project=project, name=name, slug=name.replace("_", "-"), created_by=user
+                    )
                     made.append(name)
             for name in made:
                 pipeline = Pipeline.objects.get(project=project, name=name)

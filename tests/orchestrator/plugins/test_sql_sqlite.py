@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
 import threading
@@ -9,7 +10,7 @@ import threading
 import polars as pl
 import pytest
 
-from orchestrator.plugins import PluginError
+from orchestrator.plugins import PluginError, sqlload
 from orchestrator.plugins.sql import SqlExecute, SqlExtract, SqlLoad
 from orchestrator.plugins.sqldb import parse_dsn
 from orchestrator.plugins.sqlload import load_frame
@@ -166,3 +167,62 @@ async def test_execute_runs_statements_in_one_transaction(ctx, data_root):
 def test_execute_on_a_missing_database_is_an_error(ctx, data_root):
     with pytest.raises(PluginError, match="does not exist"):
         SqlExecute({"dsn": "sqlite:///typo.db", "sql": "SELECT 1"}).execute(ctx)
+
+
+async def test_lazy_input_streams_in_batches_and_upserts(ctx, data_root, progress, monkeypatch):
+    monkeypatch.setattr(sqlload, "BATCH_ROWS", 1000)
+    lazy = pl.LazyFrame({"id": range(2500)}).with_columns(v=pl.col("id") * 2)
+    await SqlLoad({"dsn": DSN, "table": "t"}).load(ctx, lazy)
+    assert [rows for rows, total in progress.calls] == [1000, 2000, 2500]
+    assert all(total is None for _, total in progress.calls)  # a lazy frame's length is not known upfront
+    changes = pl.LazyFrame({"id": [1, 9999], "v": [-1, -2]})
+    await SqlLoad({"dsn": DSN, "table": "t", "mode": "upsert", "key": "id"}).load(ctx, changes)
+    assert rows(data_root, "SELECT count(*), sum(v) FROM t") == [(2501, 2500 * 2499 - 2 - 1 - 2)]
+
+
+async def test_a_lazy_input_failing_midway_leaves_the_table_as_it_was(ctx, data_root, monkeypatch):
+    monkeypatch.setattr(sqlload, "BATCH_ROWS", 10)
+    await SqlLoad({"dsn": DSN, "table": "t"}).load(ctx, pl.DataFrame({"n": [1, 2]}))
+    text = [str(i) for i in range(100)] + ["not a number"]
+    failing = pl.LazyFrame({"n": text}).select(pl.col("n").cast(pl.Int64, strict=True))
+    for mode in ("append", "replace"):
+        with pytest.raises(PluginError, match="^loading into table 't' of sqlite:///warehouse.db failed: "):
+            await SqlLoad({"dsn": DSN, "table": "t", "mode": mode}).load(ctx, failing)
+        assert rows(data_root, "SELECT n FROM t ORDER BY n") == [(1,), (2,)]
+
+
+async def test_absolute_sqlite_paths_inside_the_root_are_allowed(ctx, data_root):
+    dsn = f"sqlite:///{data_root.resolve()}/abs.db"
+    await SqlLoad({"dsn": dsn, "table": "t"}).load(ctx, ORDERS)
+    assert (await SqlExtract({"dsn": dsn, "table": "t"}).extract(ctx)).height == 3
+
+
+async def test_cancelling_the_step_stops_the_load_and_rolls_back(ctx_factory, data_root, monkeypatch):
+    await SqlLoad({"dsn": DSN, "table": "t"}).load(ctx_factory(), pl.DataFrame({"n": [1]}))
+    monkeypatch.setattr(sqlload, "INSERT_BATCH_ROWS", 100)
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ctx = ctx_factory(on_progress=lambda rows, total: loop.call_soon(started.set))
+    task = asyncio.create_task(
+        SqlLoad({"dsn": DSN, "table": "t"}).load(ctx, pl.DataFrame({"n": range(300_000)}))
+    )
+    await asyncio.wait_for(started.wait(), 10)  # rows are being inserted
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):  # the worker thread notices at its next batch and rolls back
+        await asyncio.sleep(0.05)
+        if not _locked(data_root):
+            break
+    assert not _locked(data_root)
+    assert rows(data_root, "SELECT n FROM t") == [(1,)]
+
+
+def _locked(data_root) -> bool:
+    try:
+        with sqlite3.connect(data_root / "warehouse.db", timeout=0) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
