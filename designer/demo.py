@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,18 @@ DEMO_PIPELINES: dict[str, dict[str, Any]] = {
 }
 
 
+BUNDLED = Path(__file__).resolve().parent.parent / "data"
+DEMO_FILES = ("orders.csv", "customers.csv")
+
+
 def build_source_db(data_root: Path) -> Path:
-    """(Re)build ``demo.sqlite3`` (table ``customers``) from the bundled ``customers.csv``."""
+    """Put the demo files in the data root and (re)build ``demo.sqlite3`` (table ``customers``) there."""
+    data_root.mkdir(parents=True, exist_ok=True)
+    (data_root / "out").mkdir(exist_ok=True)
+    for name in DEMO_FILES:  # a data root elsewhere (PIPEDECK_DATA_ROOT) gets copies of the bundled files
+        if not (data_root / name).exists():
+            shutil.copyfile(BUNDLED / name, data_root / name)
     target = data_root / "demo.sqlite3"
-    (data_root / "out").mkdir(parents=True, exist_ok=True)
     with (data_root / "customers.csv").open(newline="") as f:
         rows = [(int(r["customer_id"]), r["name"], r["segment"], r["country"]) for r in csv.DictReader(f)]
     tmp = target.with_suffix(".tmp")
@@ -117,5 +126,6 @@ def build_source_db(data_root: Path) -> Path:
             "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, name TEXT, segment TEXT, country TEXT)"
         )
         conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?)", rows)
+    conn.close()
     tmp.replace(target)
     return target

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,20 +258,26 @@ def _load(text: str) -> Any:
         raise ValueError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
 
 
-def errors_by_field(step_errors: list[dict[str, Any]]) -> tuple[dict[str, list[str]], list[str]]:
-    """Split a step's problems into per-argument messages and the rest (``args.path`` -> ``path``)."""
+def errors_by_field(
+    step_errors: list[dict[str, Any]], field_names: Iterable[str] = ()
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Split a step's problems into per-argument messages and the rest (``args.path`` -> ``path``).
+
+    "missing required argument 'x'" is reported on the args mapping: it goes next to field ``x`` when the
+    form has one (``field_names``), else to the general messages.
+    """
+    names = set(field_names)
     by_field: dict[str, list[str]] = {}
     general: list[str] = []
     for error in step_errors:
         rest = error.get("rest", "")
+        name = ""
         if rest.startswith("args."):
-            field_name = rest[5:].split(".")[0].split("[")[0]
-            by_field.setdefault(field_name, []).append(error["message"])
+            name = rest[5:].split(".")[0].split("[")[0]
         elif rest == "args" and "'" in error["message"]:
-            # "missing required key 'path'" / "unknown key 'x'" are reported on the args mapping
-            field_name = error["message"].split("'")[1]
-            by_field.setdefault(field_name, []).append(error["message"])
-            general.append(error["message"])
+            name = error["message"].split("'")[1]
+        if name and (name in names or rest != "args"):
+            by_field.setdefault(name, []).append(error["message"])
         else:
             general.append(error["message"])
     return by_field, general

@@ -171,7 +171,9 @@ def _step_form_context(
     plugin = step.get("plugin", "")
     known = plugin in registry
     schema = registry.describe(plugin)["args_schema"] if known else {}
-    by_field, general = errors_by_field(step_errors(pipeline.spec, pipeline.errors, phase, step_id))
+    by_field, general = errors_by_field(
+        step_errors(pipeline.spec, pipeline.errors, phase, step_id), (schema.get("properties") or {}).keys()
+    )
     for name, messages in (extra.pop("parse_errors", None) or {}).items():
         by_field.setdefault(name, []).extend(messages)
     return {

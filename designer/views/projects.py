@@ -25,7 +25,9 @@ MAX_UPLOAD_BYTES = 1_048_576
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The user's teams and their projects."""
-    teams = Team.objects.filter(memberships__user=request.user).prefetch_related("projects").distinct()
+    teams = list(Team.objects.filter(memberships__user=request.user).prefetch_related("projects").distinct())
+    for team in teams:
+        team.can_edit = can(request.user, team, Role.EDITOR)  # type: ignore[attr-defined]
     return render(request, "designer/home.html", {"teams": teams})
 
 

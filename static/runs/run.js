@@ -179,12 +179,12 @@
   }
 
   // -- ordering, gaps and re-sync ---------------------------------------------------------------
-  function receive(events) {
+  function receive(events, afterResync = false) {
     if (syncing) { held.push(...events); return; }
     for (let i = 0; i < events.length; i++) {
       const ev = events[i];
       if (ev.seq <= lastSeq) continue; // duplicate
-      if (ev.seq > lastSeq + 1) { // gap: fetch what we missed, then continue with these
+      if (ev.seq > lastSeq + 1 && !afterResync) { // gap: fetch what we missed, then continue with these
         held.push(...events.slice(i));
         resync();
         return;
@@ -211,7 +211,7 @@
       syncing = false;
       const pending = held.sort((a, b) => a.seq - b.seq);
       held = [];
-      receive(pending);
+      receive(pending, true); // the server has nothing older: never loop on a gap it cannot fill
     }
   }
 

@@ -5,12 +5,14 @@ Others reuse ``live_server_url``, ``browser_user`` and ``logged_in_page``. See /
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
+from daphne.testing import DaphneProcess
 
 # Playwright's sync API runs an event loop in the test thread; the ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -21,7 +23,12 @@ PASSWORD = "browser-pw"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder is a browser test; skip them when Chromium is missing."""
+    """Every test in this folder is a browser test; skip them when Chromium is missing.
+
+    They run last: Playwright's sync API leaves an event loop running in the main thread for the rest of
+    the session, which breaks later tests that call ``asyncio.run`` / ``async_to_sync`` there.
+    """
+    items.sort(key=lambda item: "tests/browser/" in str(item.fspath).replace(os.sep, "/"))
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
@@ -61,22 +68,45 @@ def _child_setup(test_db_name: str) -> None:
     connections["default"].settings_dict["NAME"] = test_db_name
 
 
+def _spawned_application(test_db_name: str):  # type: ignore[no-untyped-def]
+    """In the spawned Daphne child: set Django up on the test database, then build the ASGI app."""
+    import django
+
+    django.setup()
+    _child_setup(test_db_name)
+    from channels.testing.live import make_application
+
+    return make_application(static_wrapper=None)  # designer.asgi serves static files itself
+
+
+class SpawnedDaphneProcess(DaphneProcess):
+    """A DaphneProcess started with "spawn", not "fork": by the time browser tests run, the test process
+    has threads, and forking a multi-threaded process can deadlock the child (e.g. its run worker)."""
+
+    def __init__(self, host: str, get_application) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(host, get_application)
+        spawn = multiprocessing.get_context("spawn")
+        self.port = spawn.Value("i", 0)
+        self.ready = spawn.Event()
+        self.errors = spawn.Queue()
+
+    @staticmethod
+    def _Popen(process_obj):  # type: ignore[no-untyped-def] # noqa: N802 - multiprocessing's name
+        from multiprocessing.popen_spawn_posix import Popen
+
+        return Popen(process_obj)
+
+
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real Daphne serving the ASGI app (HTTP, websockets, static files) on a free port."""
-    from channels.testing.live import make_application
-    from daphne.testing import DaphneProcess
     from django.db import connections
 
     with django_db_blocker.unblock():
         name = connections["default"].settings_dict["NAME"]
         if connections["default"].vendor == "sqlite" and str(name).startswith(("file:", ":memory:")):
             pytest.skip("browser tests need a file SQLite test database (DATABASES TEST NAME)")
-        server = DaphneProcess(
-            "127.0.0.1",
-            partial(make_application, static_wrapper=None),  # designer.asgi serves static files itself
-            setup=partial(_child_setup, str(name)),
-        )
+        server = SpawnedDaphneProcess("127.0.0.1", partial(_spawned_application, str(name)))
         server.daemon = True
         server.start()
         while not server.ready.wait(timeout=1):

@@ -46,6 +46,22 @@ def test_a_run_started_from_the_editor_shows_steps_going_from_running_to_succeed
     expect(page.locator("#gantt rect")).to_have_count(2)
     expect(page.locator("#log")).to_contain_text("slept")
     assert page.evaluate("window.__notReloaded") is True  # the page never reloaded
+
+    # A dropped message (a gap in seq) makes the page re-sync from the stored events over HTTP.
+    last = page.evaluate("window.pipedeckRun.lastSeq")
+    gap = {
+        "seq": last + 2,
+        "kind": "step_log",
+        "ts": 0,
+        "pipeline": "orders",
+        "phase": "extract",
+        "step": "wait",
+        "level": "INFO",
+        "message": "after the gap",
+    }
+    with page.expect_request(re.compile(rf".*/runs/\d+/events/\?after={last}$")):
+        page.evaluate("(gap) => window.pipedeckRun.receive([gap])", gap)
+    expect(page.locator("#log")).to_contain_text("after the gap")
     page.screenshot(path=str(artifacts_dir / "run-detail.png"), full_page=True)
 
     page.goto(f"{live_server_url}/p/lab/demo/orders/")  # the editor marks the step's latest state

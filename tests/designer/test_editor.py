@@ -209,3 +209,55 @@ def test_non_members_get_404_and_viewers_cannot_edit(bob_client, pipeline, team)
 def test_anonymous_users_are_sent_to_login(client, pipeline):
     response = client.get(url(pipeline, "designer-editor"))
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_reorder_within_a_lane_answers_with_the_status_only(alice_client, pipeline):
+    build_etl(alice_client, pipeline)
+    post(
+        alice_client,
+        pipeline,
+        "designer-step-add",
+        phase="transform",
+        slot="steps",
+        plugin="sort_rows",
+        index=1,
+    )
+    data = {
+        "phase": "transform",
+        "id": "sort_rows",
+        "slot": "steps",
+        "to_phase": "transform",
+        "to_slot": "steps",
+    }
+    response = post(alice_client, pipeline, "designer-step-move", **data, to_index=0)
+    assert response["HX-Reswap"] == "none"
+    body = response.content.decode()
+    assert 'id="status" class="status" hx-swap-oob="true"' in body and 'id="canvas"' not in body
+    assert [s["id"] for s in pipeline.spec["phases"]["transform"]["steps"]] == ["sort_rows", "filter_rows"]
+
+
+def test_saving_args_swaps_only_that_steps_card(alice_client, pipeline):
+    build_etl(alice_client, pipeline)
+    response = post(
+        alice_client,
+        pipeline,
+        "designer-step-args",
+        phase="transform",
+        id="filter_rows",
+        **{"arg-expr": "a > 1"},
+    )
+    body = response.content.decode()
+    assert 'id="step-transform-filter_rows" hx-swap-oob="true"' in body and 'id="canvas"' not in body
+    assert 'id="step-saved"' in body
+    # renaming the step re-renders the whole canvas (its id is in other steps' positions)
+    response = post(
+        alice_client,
+        pipeline,
+        "designer-step-args",
+        phase="transform",
+        id="filter_rows",
+        new_id="big",
+        **{"arg-expr": "a > 1"},
+    )
+    assert 'id="canvas"' in response.content.decode()
+    assert pipeline.spec["phases"]["transform"]["steps"][0]["id"] == "big"

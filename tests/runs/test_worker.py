@@ -98,3 +98,29 @@ def test_graceful_stop_requeues_what_the_worker_still_holds(project, alice):
     thread.join(5)
     run.refresh_from_db()
     assert (run.state, run.worker_id, run.attempt) == ("queued", "", 1)
+
+
+def test_a_worker_whose_run_was_taken_away_stops_it_and_writes_nothing(project, alice, worker_thread):
+    from django.db import connection
+
+    from designer.runs import queue
+
+    make_pipeline(project, "slow", spec=SLOW)
+    run = start_run(project, alice)
+    wait_for(lambda: StepRun.objects.filter(pipeline_run__run=run, step_id="wait", state="running").exists())
+    with connection.cursor() as cursor:  # the lease "expires": the reaper re-queues, another worker claims
+        cursor.execute("UPDATE designer_run SET lease_expires_at = '2000-01-01' WHERE id = %s", [run.pk])
+    assert [r.requeued for r in queue.reap_lost_runs()] == [True]
+    other = queue.claim_next_run("other-worker", lease=60)
+    assert other is not None and other.attempt == 2
+    stored = RunEvent.objects.filter(run=run).count()
+    wait_for(lambda: not worker_thread.held, timeout=10)  # its heartbeat was refused: it cancelled its run
+    run.refresh_from_db()
+    assert (run.state, run.worker_id, run.attempt) == ("running", "other-worker", 2)
+    assert RunEvent.objects.filter(run=run).count() == stored  # nothing written by the stale attempt
+
+
+def test_the_embedded_worker_never_starts_inside_the_test_process():
+    from designer.runs.worker import _is_server_process
+
+    assert _is_server_process() is False
