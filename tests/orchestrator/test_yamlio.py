@@ -615,9 +615,18 @@ def test_load_of_dump_is_the_same_spec(spec: ProjectSpec) -> None:
 
 # --- pipeline-flow's own parser --------------------------------------------------------------------------
 
-PIPELINE_FLOW_PYTHON = (
-    Path(__file__).resolve().parents[2] / ".bench-venvs" / "pipeline-flow" / "bin" / "python"
-)
+
+@pytest.fixture(scope="session")
+def pipeline_flow_python() -> Path:
+    """pipeline-flow 1.0.8's own interpreter (its venv is created on first use, as the bench does)."""
+    from bench.pipeline_flow_env import BaselineUnavailable, ensure_venv
+
+    try:
+        return ensure_venv()
+    except (BaselineUnavailable, OSError) as exc:
+        pytest.skip(f"pipeline-flow {exc}")
+
+
 PIPELINE_FLOW_READ = """\
 import json, sys
 from pipeline_flow.core.parsers.yaml_parser import YamlParser
@@ -625,10 +634,7 @@ print(json.dumps([YamlParser(open(p, encoding="utf-8").read()).yaml_body for p i
 """
 
 
-@pytest.mark.skipif(
-    not PIPELINE_FLOW_PYTHON.exists(), reason="no pipeline-flow venv at .bench-venvs/pipeline-flow"
-)
-def test_pipeline_flow_reads_a_dumped_file_as_we_do(tmp_path: Path) -> None:
+def test_pipeline_flow_reads_a_dumped_file_as_we_do(tmp_path: Path, pipeline_flow_python: Path) -> None:
     text = """\
 variables: {ORDERS: orders.csv, N: 3, TABLE: {name: t, on: 1}}
 ---
@@ -658,7 +664,7 @@ pipelines:
     for path, dumped in files.items():
         path.write_text(dumped, encoding="utf-8")
     run = subprocess.run(
-        [str(PIPELINE_FLOW_PYTHON), "-c", PIPELINE_FLOW_READ, *map(str, files)],
+        [str(pipeline_flow_python), "-c", PIPELINE_FLOW_READ, *map(str, files)],
         capture_output=True,
         text=True,
         timeout=60,
