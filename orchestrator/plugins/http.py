@@ -72,6 +72,23 @@ class LinkHeaderPagination(_Pagination):
 Pagination = Annotated[PagePagination | CursorPagination | LinkHeaderPagination, Field(discriminator="type")]
 
 
+#: request options shared by http_extract and http_load
+Timeout = Annotated[float, Field(gt=0, le=3600, description="Seconds per request", examples=[30])]
+Retries = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=20,
+        description="Retries on 429, 5xx and network errors (honouring Retry-After)",
+        examples=[3],
+    ),
+]
+Backoff = Annotated[
+    float,
+    Field(ge=0, le=60, description="Seconds before the first retry, doubling each time", examples=[0.5]),
+]
+
+
 class HttpExtractArgs(BaseModel):
     model_config = _CONFIG
 
@@ -100,21 +117,9 @@ class HttpExtractArgs(BaseModel):
         description="Next pages by page number, cursor or Link header (none: a single request)",
         examples=[{"type": "page", "param": "page", "size_param": "per_page", "size": 100}],
     )
-    timeout: float = Field(default=30, gt=0, le=3600, description="Seconds per request", examples=[30])
-    retries: int = Field(
-        default=3,
-        ge=0,
-        le=20,
-        description="Retries on 429, 5xx and network errors (honouring Retry-After)",
-        examples=[3],
-    )
-    backoff: float = Field(
-        default=0.5,
-        ge=0,
-        le=60,
-        description="Seconds before the first retry, doubling each time",
-        examples=[0.5],
-    )
+    timeout: Timeout = 30
+    retries: Retries = 3
+    backoff: Backoff = 0.5
     max_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=1,
@@ -342,21 +347,9 @@ class HttpLoadArgs(BaseModel):
         examples=[{"Authorization": "Bearer ${{ secrets.TOKEN }}"}],
     )
     method: Literal["POST", "PUT"] = Field(default="POST", description="HTTP method", examples=["POST"])
-    timeout: float = Field(default=30, gt=0, le=3600, description="Seconds per request", examples=[30])
-    retries: int = Field(
-        default=3,
-        ge=0,
-        le=20,
-        description="Retries on 429, 5xx and network errors (honouring Retry-After)",
-        examples=[3],
-    )
-    backoff: float = Field(
-        default=0.5,
-        ge=0,
-        le=60,
-        description="Seconds before the first retry, doubling each time",
-        examples=[0.5],
-    )
+    timeout: Timeout = 30
+    retries: Retries = 3
+    backoff: Backoff = 0.5
 
 
 class HttpLoad(LoadPlugin):
