@@ -60,6 +60,13 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Live events skip Channels' per-message ``close_old_connections`` (a hop to the one sync thread)."""
+        if message["type"] == groups.RUN_EVENT:
+            await self.run_event(message)  # uses no database connection
+        else:
+            await super().dispatch(message)
+
     async def run_event(self, message: dict[str, Any]) -> None:
         """A batch of live events (``groups.run_events_message``)."""
         if message["first"] > self.last_sent:  # all new: send the pre-encoded text

@@ -224,6 +224,9 @@ PIPEDECK_WORKER_CONCURRENCY = envint("PIPEDECK_WORKER_CONCURRENCY", 4)
 PIPEDECK_RUN_MAX_ATTEMPTS = envint("PIPEDECK_RUN_MAX_ATTEMPTS", 2)
 # Live run pages can fall behind a burst of events: give each websocket a deeper buffer than the default 100.
 CHANNEL_LAYERS["default"].setdefault("CONFIG", {})["capacity"] = 2000
+# The in-memory layer, minus its O(clients) scan on every receive (see designer/runs/layers.py).
+if CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
+    CHANNEL_LAYERS["default"]["BACKEND"] = "designer.runs.layers.LocalChannelLayer"
 # SQLite serves the web pages and the in-process worker at once: WAL lets readers run during a write and
 # makes each commit cheap (no fsync of the whole journal), which is what keeps event batches fast.
 # (Not under pytest: the browser tests' live server then stopped seeing rows the test process wrote.)

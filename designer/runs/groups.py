@@ -27,6 +27,11 @@ def team_runs_group(team_id: int) -> str:
     return f"pipedeck.team.{team_id}.runs"
 
 
+#: how ``run_events_message`` texts begin and end (json.dumps keeps the dict's key order)
+_EVENTS_HEAD = '{"type":"events","events":['
+_EVENTS_TAIL = "]}"
+
+
 def run_events_message(run_id: int, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The layer message carrying a batch of stored events (seq ascending).
 
@@ -40,3 +45,22 @@ def run_events_message(run_id: int, events: list[dict[str, Any]]) -> dict[str, A
         "last": events[-1]["seq"],
         "text": json.dumps({"type": "events", "events": events}, separators=(",", ":"), default=str),
     }
+
+
+def merge_run_events(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any] | None:
+    """One ``run_events_message`` carrying both batches when ``newer`` continues ``older``, else None.
+
+    The in-memory layer uses this when a websocket's channel still holds an undelivered batch: a client
+    that fell behind then gets one message instead of two (the server's cost is per message sent).
+    """
+    if older.get("type") != RUN_EVENT or newer.get("type") != RUN_EVENT or older["run"] != newer["run"]:
+        return None
+    before, after = older["text"], newer["text"]
+    if (
+        newer["first"] != older["last"] + 1
+        or not (before.startswith(_EVENTS_HEAD) and before.endswith(_EVENTS_TAIL))
+        or not (after.startswith(_EVENTS_HEAD) and after.endswith(_EVENTS_TAIL))
+    ):
+        return None
+    text = before[: -len(_EVENTS_TAIL)] + "," + after[len(_EVENTS_HEAD) :]
+    return {**older, "last": newer["last"], "text": text}
