@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from designer import activity
 from designer.access import get_pipeline_for, get_project_for
 from designer.models import Role
 from designer.services import pipelines as service
@@ -114,6 +115,13 @@ def pipeline_delete(request: HttpRequest, **kw: str) -> HttpResponse:
     pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"], role=Role.EDITOR)
     project = pipeline.project
     service.delete_pipeline(pipeline)
+    activity.record(
+        project.team,
+        request.user,
+        "deleted",
+        object_type="pipeline",
+        object_name=f"{project.name} / {kw['pipeline']}",
+    )
     messages.success(request, f"Deleted pipeline {kw['pipeline']}")
     url = reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

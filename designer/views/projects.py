@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from designer import activity
 from designer.access import can, get_project_for, get_team_for
 from designer.models import Pipeline, Project, Role, Team
 from designer.services import projects as service
@@ -31,6 +32,10 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "designer/home.html", {"teams": teams})
 
 
+def _url(project: Project) -> str:
+    return reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
+
+
 @login_required
 @require_POST
 def project_create(request: HttpRequest, team: str) -> HttpResponse:
@@ -45,6 +50,7 @@ def project_create(request: HttpRequest, team: str) -> HttpResponse:
         messages.error(request, f"Team {the_team.name} already has a project '{slug}'.")
         return redirect("designer-home")
     project = Project.objects.create(team=the_team, name=name, slug=slug)
+    activity.record(the_team, request.user, "created", project, object_type="project", url=_url(project))
     return redirect("designer-project", team=team, project=project.slug)
 
 
@@ -156,6 +162,15 @@ def project_settings(request: HttpRequest, team: str, project: str) -> HttpRespo
     if "description" in request.POST:
         the_project.description = request.POST["description"].strip()
     the_project.save(update_fields=["concurrency", "description", "updated_at"])
+    activity.record(
+        the_project.team,
+        request.user,
+        "changed",
+        the_project,
+        object_type="project",
+        url=_url(the_project),
+        detail=f"concurrency {the_project.concurrency}",
+    )
     if request.htmx:
         return render(
             request,
@@ -202,6 +217,16 @@ def project_upload(request: HttpRequest, team: str, project: str) -> HttpRespons
         except SpecError as exc:
             problems = list(exc.problems)
     notes = service.secret_notes(the_project, result) if result else []
+    if result is not None:
+        activity.record(
+            the_project.team,
+            request.user,
+            "imported",
+            the_project,
+            object_type="project",
+            url=_url(the_project),
+            detail=_import_summary(filename, result),
+        )
     context = _project_context(
         request,
         the_project,

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from designer import activity
 from designer.access import can, get_project_for, get_team_for
 from designer.models import Project, Role, Run, RunEvent
 from designer.runs import dashboard, launch
@@ -125,6 +126,14 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _get_run_for(request, run_id, Role.RUNNER)
     if not launch.cancel(run):
         return _refused(request, "This run has already finished.", reverse("designer-run", args=[run.pk]))
+    activity.record(
+        run.team,
+        request.user,
+        "cancelled",
+        object_type="run",
+        object_name=f"run #{run.pk}",
+        url=reverse("designer-run", args=[run.pk]),
+    )
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "runs/_refused.html", {"reason": "Cancelling…", "level": "info"})
     return redirect("designer-run", run.pk)

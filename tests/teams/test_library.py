@@ -160,3 +160,11 @@ def test_projects_match_by_their_own_text_or_by_a_matching_pipeline(crew):
     assert projects(text="customers") == ["Sales"]
     assert projects(tag="crm") == ["Sales"]
     assert projects(templates_only=True) == []
+
+
+def test_the_editor_offers_the_template_toggle_to_editors_only(crew):
+    url = "/p/acme/sales/orders/"
+    assert "Mark as template" in crew.client("editor").get(url).content.decode()
+    assert "Mark as template" not in crew.client("viewer").get(url).content.decode()
+    assert crew.client("editor").post(f"{url}template/", {"is_template": "1"}).status_code in (200, 302)
+    assert "Stop sharing as template" in crew.client("editor").get(url).content.decode()
