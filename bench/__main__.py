@@ -6,8 +6,11 @@ Usage: ``python -m bench [--quick] [MODULE...]`` (modules: the names of ``bench/
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import pkgutil
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -66,18 +69,32 @@ def table(rows: Sequence[BenchRow]) -> str:
     return "\n".join(lines)
 
 
+def _run_isolated(name: str, quick: bool) -> list[BenchRow]:
+    """One module in a fresh interpreter: the Django benches each configure Django for themselves."""
+    cmd = [sys.executable, "-m", "bench", "--json", *(["--quick"] if quick else []), name]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"exit status {done.returncode} (its error is printed above)")
+    return [BenchRow(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected bench modules and print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
+    parser.add_argument("--json", action="store_true", help="run in this process, print the rows as JSON")
     parser.add_argument("modules", nargs="*", help="bench modules to run (default: all)")
     args = parser.parse_args(argv)
-    rows: list[BenchRow] = []
+    if args.json:
+        rows = [r for name in args.modules for r in importlib.import_module(f"bench.{name}").run(args.quick)]
+        print(json.dumps([dataclasses.asdict(r) for r in rows]))
+        return 0
+    rows = []
     failed = []
     for name in args.modules or bench_modules():
         print(f"running bench.{name}...", file=sys.stderr, flush=True)
         try:
-            rows.extend(importlib.import_module(f"bench.{name}").run(quick=args.quick))
+            rows.extend(_run_isolated(name, args.quick))
         except Exception as exc:  # one broken workload must not hide the others' figures
             print(f"bench.{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(name)
