@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from designer.models import Project
+from designer.models import Project, Secret
+from designer.variables import effective_variables
 from orchestrator.resolve import Reference, iter_references
 from orchestrator.spec import SecretSpec
 
 
+def secret_names(project: Project) -> set[str]:
+    """Secrets a pipeline of ``project`` may reference: the file's declarations and the team's store."""
+    team_secrets = Secret.objects.filter(team_id=project.team_id).values_list("name", flat=True)
+    return set(project.secrets or {}) | set(team_secrets)
+
+
 def reference_context(project: Project) -> tuple[dict[str, Any], set[str]]:
     """The variables (values) and secret names a pipeline of ``project`` may reference."""
-    try:
-        from designer.variables import effective_variables
-
-        variables = effective_variables(project)
-    except ImportError:  # pragma: no cover - the teams module is part of the app
-        variables = dict(project.variables or {})
-    secrets = set(project.secrets or {})
-    try:
-        from designer.models import Secret  # type: ignore[attr-defined]
-
-        secrets |= set(Secret.objects.filter(team_id=project.team_id).values_list("name", flat=True))
-    except ImportError:  # pragma: no cover
-        pass
-    return variables, secrets
+    return effective_variables(project), secret_names(project)
 
 
 def export_definitions(

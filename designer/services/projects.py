@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from pydantic import ValidationError
 
 from designer.models import Pipeline, Project
+from designer.secrets_store import sanitize_declaration, secret_import_report
 from designer.services import pipelines as pipeline_service
 from designer.services.definitions import export_definitions, reference_context
 from designer.services.engine import dump_project_yaml, load_with_context
@@ -97,23 +98,14 @@ class ImportResult:
     updated: list[str] = field(default_factory=list)
 
 
-_VALUE_KEYS = {"value", "secret", "password", "token"}
-
-
 def _declaration(secret: SecretSpec) -> dict[str, Any]:
     """A secret declaration to keep: the provider and its arguments, never a literal value."""
-    from designer.secrets_store import sanitize_declaration  # one list of value keys (teams engineer)
-
     return sanitize_declaration(secret)
 
 
 def secret_notes(project: Project, result: ImportResult | None) -> list[str]:
     """What the importing user should know about the file's secrets (the team's store holds the values)."""
     if result is None:
-        return []
-    try:
-        from designer.secrets_store import secret_import_report
-    except ImportError:  # pragma: no cover - the teams part provides it
         return []
     return list(secret_import_report(result.spec, project.team))
 

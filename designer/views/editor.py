@@ -17,6 +17,7 @@ from designer.models import Pipeline, Role
 from designer.services import edits
 from designer.services import pipelines as service
 from designer.services.board import build_lanes, find_view, palette, step_errors
+from designer.services.definitions import secret_names
 from designer.services.engine import allowed_phases
 from orchestrator.errors import SpecError
 from orchestrator.plugins.registry import registry
@@ -24,13 +25,7 @@ from orchestrator.plugins.registry import registry
 
 def _secret_choices(pipeline: Pipeline) -> list[str]:
     """Names of the team's secrets, offered as ``${{ secrets.X }}`` in secret fields."""
-    names = set(pipeline.project.secrets or {})
-    try:
-        from designer.models import Secret  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - the teams part provides it
-        return sorted(names)
-    names |= set(Secret.objects.filter(team_id=pipeline.project.team_id).values_list("name", flat=True))
-    return sorted(names)
+    return sorted(secret_names(pipeline.project))
 
 
 def board_context(request: HttpRequest, pipeline: Pipeline, **extra: Any) -> dict[str, Any]:
