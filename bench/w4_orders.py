@@ -2,8 +2,9 @@
 
 The rows go to PostgreSQL with ``sql_load`` while an ``aggregate`` by country is loaded beside them. Printed
 beside (a) ``psql \\copy`` of the same CSV into a fresh table, the physical limit, and (b) the same logic
-written with pandas and run by pipeline-flow 1.0.8 (its own ``sqlalchemy_query_loader`` over psycopg), when
-``.bench-venvs/pipeline-flow`` exists. Targets: within 2x of ``\\copy``, at least 3x pipeline-flow + pandas.
+written with pandas and run by pipeline-flow 1.0.8 (its own ``sqlalchemy_query_loader`` over psycopg), in
+``.bench-venvs/pipeline-flow`` (created on first use).
+Targets: within 2x of ``\\copy``, at least 3x pipeline-flow + pandas.
 
 Pipedeck's plugins are called directly, phase by phase as the engine would (one extract, the transforms
 in order, the two loads concurrently). Every figure is the best of several runs on fresh tables.
@@ -24,7 +25,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / ".data"
-PF_PYTHON = ROOT / ".bench-venvs" / "pipeline-flow" / "bin" / "python"
 PG_URL = os.environ.get("PIPEDECK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PF_PACKAGES = ("pandas>=2.2", "psycopg[binary]>=3.2")
 RATE = 0.92
@@ -144,25 +144,29 @@ def measure_copy(csv: Path, repeat: int) -> float:
 # -- pipeline-flow 1.0.8 + pandas ------------------------------------------------------------------------
 
 
-def _pf_ready() -> str | None:
-    """None when the pipeline-flow venv can run the pandas workload (installing pandas there if needed)."""
-    if not PF_PYTHON.exists():
-        return f"{PF_PYTHON.parent.parent.relative_to(ROOT)} does not exist (python -m bench creates it)"
-    check = [str(PF_PYTHON), "-c", "import pandas, psycopg, pipeline_flow"]
+def _pf_ready() -> tuple[Path | None, str | None]:
+    """pipeline-flow's Python (its venv created on first use, pandas added), or None and why not."""
+    from bench.pipeline_flow_env import BaselineUnavailable, ensure_venv
+
+    try:
+        python = ensure_venv()
+    except (BaselineUnavailable, OSError) as exc:
+        return None, str(exc)
+    check = [str(python), "-c", "import pandas, psycopg, pipeline_flow"]
     if subprocess.run(check, capture_output=True).returncode == 0:
-        return None
+        return python, None
     install = subprocess.run(
-        [str(PF_PYTHON), "-m", "pip", "install", "-q", *PF_PACKAGES], capture_output=True, text=True
+        [str(python), "-m", "pip", "install", "-q", *PF_PACKAGES], capture_output=True, text=True
     )
     if install.returncode != 0:
-        return f"could not install {', '.join(PF_PACKAGES)} there: {install.stderr.strip()[-300:]}"
-    return None
+        return None, f"could not install {', '.join(PF_PACKAGES)} there: {install.stderr.strip()[-300:]}"
+    return python, None
 
 
 def measure_pipeline_flow(csv: Path, repeat: int) -> float | None:
     """Best-of-``repeat`` seconds of the same workload in pandas under pipeline-flow 1.0.8, or None."""
-    why = _pf_ready()
-    if why:
+    python, why = _pf_ready()
+    if python is None:
         print(f"pipeline-flow + pandas baseline skipped: {why}", file=sys.stderr)
         return None
     _pg(
@@ -173,7 +177,7 @@ def measure_pipeline_flow(csv: Path, repeat: int) -> float | None:
     job = json.dumps({"csv": str(csv), "url": PG_URL, "repeat": repeat, "rate": RATE})
     try:
         done = subprocess.run(
-            [str(PF_PYTHON), __file__, "--pipeline-flow-job"],
+            [str(python), __file__, "--pipeline-flow-job"],
             input=job,
             capture_output=True,
             text=True,
