@@ -9,7 +9,8 @@
   The clients are lean (websockets' Sans-I/O protocol on asyncio transports, one process) and stamp a
   message before parsing it, so the figure is the server's delivery and not the bench's JSON parsing
   (``websockets.connect`` + ``json.loads`` per message first made the 100th client wait for the other
-  99). They share this machine's 2 cores with the server, like everything else measured here.
+  99), and this process does not collect garbage while it listens (a collection here would delay every
+  client's stamp). They share this machine's 2 cores with the server, like everything else measured here.
 - Runs per second one worker sustains with trivial pipelines (in-process worker, concurrency 4).
 
 ``python -m bench runs`` (``--quick`` for fewer runs).
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -268,8 +270,13 @@ async def _watch_latencies(
 
     await asyncio.wait_for(asyncio.gather(*(synced(w) for w in watchers)), 60)
     connected_at = time.time()
-    await asyncio.to_thread(_release, run_id)
-    await asyncio.wait_for(asyncio.gather(*(w.finished.wait() for w in watchers)), 60)
+    gc.collect()
+    gc.disable()  # a collection in this process would delay every client's stamp: measure the server
+    try:
+        await asyncio.to_thread(_release, run_id)
+        await asyncio.wait_for(asyncio.gather(*(w.finished.wait() for w in watchers)), 60)
+    finally:
+        gc.enable()
     for watcher in watchers:
         watcher.close()
     latencies: list[float] = []

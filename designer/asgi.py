@@ -22,7 +22,7 @@ if settings.PIPEDECK_SERVE_STATIC:
     # One process serves everything (make run); behind a proxy serving collected static files, turn it off.
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
-# StartsEmbeddedWorker (runs engineer): the first request starts the in-process run worker when
+# StartsEmbeddedWorker: the in-process run worker starts with the server when
 # PIPEDECK_INPROCESS_WORKER is true, so `make run` needs no second process.
 application = StartsEmbeddedWorker(
     ProtocolTypeRouter(

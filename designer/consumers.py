@@ -1,9 +1,10 @@
 """Websockets of live runs: one run's events (``/ws/runs/<id>/``) and a team's run list.
 
-Replay without gap or duplicate: the consumer joins the group *before* reading stored history; messages
-published meanwhile wait in its channel (Channels dispatches one message at a time, so they are handled
-only after ``connect`` returns) and are then sent only when their seq is newer than the last one sent.
-Events are stored before they are published, so every event is either in the history or arrives live.
+Both subscribe to their group through ``runs.fanout`` (one layer subscription per process, not per socket).
+Replay without gap or duplicate: the consumer subscribes *before* reading stored history; messages delivered
+meanwhile wait in ``pending`` and are forwarded after the replay, each event only when its seq is newer than
+the last one sent. Events are stored before they are published, so every event is either in the history or
+arrives live.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from designer.access import can
 from designer.models import Run, RunEvent, Team
-from designer.runs import groups
+from designer.runs import fanout, groups
 from designer.runs.publish import remember_server_loop
 
 #: close code for "not allowed" (an application code, like HTTP 403)
@@ -36,6 +37,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
     run_id: int
     group: str
     last_sent: int
+    live: bool
+    pending: list[dict[str, Any]]
 
     async def connect(self) -> None:
         remember_server_loop()
@@ -46,7 +49,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = groups.run_group(self.run_id)
         self.last_sent = _after(self.scope)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.live, self.pending = False, []
+        await fanout.local(self.channel_layer).subscribe(self.group, self)
         await self.accept()
         while True:
             page = await self._stored_after(self.last_sent)
@@ -55,20 +59,22 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             if len(page) < REPLAY_PAGE:
                 break
         await self.send_json({"type": "synced", "last_seq": self.last_sent})
+        while self.pending:  # delivered during the replay
+            await self._forward(self.pending.pop(0))
+        self.live = True  # (no await since the last check: nothing can slip in between)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Live events skip Channels' per-message ``close_old_connections`` (a hop to the one sync thread)."""
-        if message["type"] == groups.RUN_EVENT:
-            await self.run_event(message)  # uses no database connection
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """A batch of live events (``groups.run_events_message``) from the run's topic."""
+        if self.live:
+            await self._forward(message)
         else:
-            await super().dispatch(message)
+            self.pending.append(message)
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        """A batch of live events (``groups.run_events_message``)."""
+    async def _forward(self, message: dict[str, Any]) -> None:
         if message["first"] > self.last_sent:  # all new: send the pre-encoded text
             await self.send(text_data=message["text"])
             self.last_sent = message["last"]
@@ -106,16 +112,16 @@ class TeamRunsConsumer(AsyncJsonWebsocketConsumer):
         if team_id is None:
             await self.close(code=FORBIDDEN)
             return
-        self.group = groups.team_runs_group(team_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        self.group = groups.team_runs_group(team_id)
+        await fanout.local(self.channel_layer).subscribe(self.group, self)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
 
-    async def run_update(self, message: dict[str, Any]) -> None:
-        """A run was queued or changed state (``groups.RUN_UPDATE``)."""
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """A run was queued or changed state (``groups.RUN_UPDATE``) in the team's topic."""
         await self.send_json({"type": "run", "run": message["run"]})
 
     @database_sync_to_async

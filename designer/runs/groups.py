@@ -50,8 +50,8 @@ def run_events_message(run_id: int, events: list[dict[str, Any]]) -> dict[str, A
 def merge_run_events(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any] | None:
     """One ``run_events_message`` carrying both batches when ``newer`` continues ``older``, else None.
 
-    The in-memory layer uses this when a websocket's channel still holds an undelivered batch: a client
-    that fell behind then gets one message instead of two (the server's cost is per message sent).
+    The in-memory layer uses this when a run's fan-out channel still holds an undelivered batch: websockets
+    that fell behind then get one message instead of two (the server's cost is per message sent).
     """
     if older.get("type") != RUN_EVENT or newer.get("type") != RUN_EVENT or older["run"] != newer["run"]:
         return None

@@ -38,8 +38,9 @@ class LocalChannelLayer(InMemoryChannelLayer):
     """``InMemoryChannelLayer``'s API and semantics, O(1) per receive and per delivered message.
 
     One addition: a message whose type has a merger (``MERGERS``) is folded into the undelivered message
-    at the end of the receiver's queue when the merger accepts both. A websocket that fell behind a burst
-    then catches up with one message instead of many, and the server sends fewer messages when busiest.
+    at the end of the receiver's queue when the merger accepts both. A run's fan-out (``runs.fanout``) that
+    fell behind a burst then catches up with one message instead of many, so the server sends fewer
+    websocket messages when it is busiest.
     """
 
     MERGERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]] = {

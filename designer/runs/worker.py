@@ -359,17 +359,28 @@ def start_embedded_worker() -> Worker | None:
 def _is_server_process() -> bool:
     """True in a real server; under pytest only in a child process (the live Daphne of browser tests)."""
     import multiprocessing
-    import sys
 
     return "pytest" not in sys.modules or multiprocessing.parent_process() is not None
 
 
 class StartsEmbeddedWorker:
-    """ASGI wrapper: the first request to the server starts the in-process worker (embedded default)."""
+    """ASGI wrapper that starts the in-process worker (embedded default) with the server.
+
+    Under Daphne the worker starts as soon as the reactor runs, so runs queued before a restart resume
+    without waiting for a page view; under any other ASGI server, on the first request.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.started = False
+        if "daphne.server" in sys.modules and _is_server_process():
+            from twisted.internet import reactor
+
+            reactor.callWhenRunning(self._start_in_background)  # type: ignore[attr-defined]
+
+    def _start_in_background(self) -> None:
+        self.started = True
+        threading.Thread(target=start_embedded_worker, name="pipedeck-worker-start", daemon=True).start()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         if not self.started:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import threading
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
@@ -45,6 +46,7 @@ class PluginRegistry:
     def __init__(self) -> None:
         self._plugins: dict[str, type[Plugin]] = {}
         self._loaded = False
+        self._loading = threading.RLock()
 
     def register(self, cls: type[Plugin]) -> type[Plugin]:
         """Add a plugin class (usable as a decorator). Raises TypeError when it breaks the contract."""
@@ -67,10 +69,16 @@ class PluginRegistry:
                 self.register(obj)
 
     def load(self) -> PluginRegistry:
-        """Import the built-ins and the entry-point plugins once."""
+        """Import the built-ins and the entry-point plugins once (other threads wait until it is done)."""
         if self._loaded:
             return self
-        self._loaded = True
+        with self._loading:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+        return self
+
+    def _load(self) -> None:
         for path in BUILTIN_MODULES:
             self.register_module(importlib.import_module(path))
         for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -83,7 +91,6 @@ class PluginRegistry:
                 self.register_module(target)
             else:
                 self.register(target)
-        return self
 
     def get(self, name: str) -> type[Plugin]:
         self.load()

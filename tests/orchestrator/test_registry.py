@@ -163,3 +163,26 @@ def test_entry_point_plugins_are_discovered() -> None:
     assert reg.get("sleep_load").kind == PluginKind.LOAD
     assert "csv_extract" in reg  # the built-ins load too
     assert ENTRY_POINT_GROUP == "pipedeck.plugins"
+
+
+def test_a_thread_asking_while_another_loads_waits_for_the_whole_catalogue(monkeypatch) -> None:
+    import importlib
+    import threading
+    import time
+
+    registry_module = importlib.import_module("orchestrator.plugins.registry")
+    slow_import = importlib.import_module
+
+    def import_module(path: str):  # type: ignore[no-untyped-def]
+        time.sleep(0.02)  # the server's first import of the built-ins, on a busy machine
+        return slow_import(path)
+
+    monkeypatch.setattr(registry_module.importlib, "import_module", import_module)
+    fresh = registry_module.PluginRegistry()
+    loader = threading.Thread(target=fresh.load)
+    loader.start()
+    time.sleep(0.01)
+    try:
+        assert fresh.get("csv_extract").name == "csv_extract"  # not UnknownPlugin from a half-loaded registry
+    finally:
+        loader.join()

@@ -154,3 +154,23 @@ async def test_a_viewer_may_watch_and_the_team_list_sees_new_runs(sleep_project,
     message = await comm.receive_json_from(timeout=2)
     assert message["type"] == "run" and message["run"]["id"] == run.pk and message["run"]["state"] == "queued"
     await comm.disconnect()
+
+
+async def test_many_websockets_on_one_run_share_one_layer_subscription(claimed_run, alice):
+    run, claim = claimed_run
+    headers = await sync_to_async(_cookie)(alice)
+    comms = [WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers) for _ in range(10)]
+    for comm in comms:
+        assert (await comm.connect())[0]
+        assert await _receive_seqs(comm) == []
+    layer = get_channel_layer()
+    assert len(layer.groups[groups.run_group(run.pk)]) == 1
+
+    await _publish(run.pk, await sync_to_async(_store)(claim, 1, 2))
+    for comm in comms:
+        message = await comm.receive_json_from(timeout=2)
+        assert [e["seq"] for e in message["events"]] == [1, 2]
+
+    for comm in comms:
+        await comm.disconnect()
+    assert not layer.groups.get(groups.run_group(run.pk))
