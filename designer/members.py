@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
@@ -52,9 +52,14 @@ def add_member(team: Team, identifier: str, role: str = Role.VIEWER) -> Membersh
     """Add an existing user (by username or e-mail) to ``team`` with ``role``."""
     _check_role(role)
     user = find_user(identifier)
+    already = MembershipError(f"{user.get_username()} is already a member of {team.name}.")
     if Membership.objects.filter(team=team, user=user).exists():
-        raise MembershipError(f"{user.get_username()} is already a member of {team.name}.")
-    return Membership.objects.create(team=team, user=user, role=role)
+        raise already
+    try:
+        with transaction.atomic():  # a savepoint: another request may add the same user meanwhile
+            return Membership.objects.create(team=team, user=user, role=role)
+    except IntegrityError:
+        raise already from None
 
 
 def _owners_left_without(team: Team, membership: Membership) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from designer import crypto
 from designer.models import Secret, Team
@@ -44,10 +44,19 @@ def set_secret(team: Team, name: str, value: str, user: Any = None) -> tuple[Sec
     actor = user if user is not None and getattr(user, "is_authenticated", False) else None
     secret = Secret.objects.select_for_update().filter(team=team, name=name).first()
     if secret is None:
-        secret = Secret.objects.create(
-            team=team, name=name, ciphertext=ciphertext, key_id=key_id, created_by=actor, updated_by=actor
-        )
-        return secret, True
+        try:
+            with transaction.atomic():  # a savepoint: another request may create the same name meanwhile
+                secret = Secret.objects.create(
+                    team=team,
+                    name=name,
+                    ciphertext=ciphertext,
+                    key_id=key_id,
+                    created_by=actor,
+                    updated_by=actor,
+                )
+            return secret, True
+        except IntegrityError:  # it did: replace its value instead
+            secret = Secret.objects.select_for_update().get(team=team, name=name)
     secret.ciphertext, secret.key_id, secret.updated_by = ciphertext, key_id, actor
     secret.save(update_fields=["ciphertext", "key_id", "updated_by", "updated_at"])
     return secret, False

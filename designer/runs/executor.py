@@ -30,6 +30,8 @@ DbCall = Callable[..., Awaitable[Any]]
 MAX_BATCH = 500
 #: how long the first event of a batch waits for the rest of its burst (seconds)
 COALESCE = 0.005
+#: seconds between attempts to store a batch the database refused (locked, connection lost...)
+STORE_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class EventRecorder:
@@ -89,16 +91,10 @@ class EventRecorder:
 
     async def _flush(self, batch: list[dict[str, Any]]) -> None:
         first = self.next_seq
-        try:
-            await self.db(records.store_events, self.claim, first, batch)
-        except queue.StaleClaim:
-            log.warning("run %s: attempt %s is stale, stopping it", self.claim.run_id, self.claim.attempt)
+        if not await self._store(first, batch):
             self.stale = True
             self._pending.clear()
             self.on_stale()
-            return
-        except Exception:
-            log.exception("run %s: storing %d events failed", self.claim.run_id, len(batch))
             return
         self.next_seq += len(batch)
         self.batches += 1
@@ -113,6 +109,36 @@ class EventRecorder:
             )
         ]
         await publish(out)
+
+    async def _store(self, first: int, batch: list[dict[str, Any]]) -> bool:
+        """Store the batch, retrying while the database refuses it; False when the run must stop.
+
+        A batch is never dropped: the events after it would leave a gap in the run's history and its
+        steps' rows would keep their old state. A stale claim stops the run at once; a database that
+        keeps failing for ~8 s stops it too (the reaper then re-queues it once its lease runs out).
+        """
+        for delay in (*STORE_RETRY_DELAYS, None):
+            try:
+                await self.db(records.store_events, self.claim, first, batch)
+                return True
+            except queue.StaleClaim:
+                log.warning("run %s: attempt %s is stale, stopping it", self.claim.run_id, self.claim.attempt)
+                return False
+            except Exception:
+                if delay is None:
+                    log.exception(
+                        "run %s: storing %d events failed, stopping it", self.claim.run_id, len(batch)
+                    )
+                    return False
+                log.warning(
+                    "run %s: storing %d events failed, retrying in %s s",
+                    self.claim.run_id,
+                    len(batch),
+                    delay,
+                    exc_info=True,
+                )
+                await asyncio.sleep(delay)
+        return False
 
 
 def _load(claim: queue.Claim) -> dict[str, Any]:

@@ -60,6 +60,33 @@ def test_a_queued_run_is_executed_and_every_event_stored_in_order(sleep_project,
     assert run.pipeline_runs.get().state == "succeeded"
 
 
+def test_a_batch_the_database_refuses_is_stored_on_a_later_attempt_not_dropped(
+    sleep_project, alice, worker_thread, monkeypatch
+):
+    from django.db import OperationalError
+
+    from designer.runs import executor, records
+
+    real_store, refusals = records.store_events, []
+
+    def locked_at_first(claim, first_seq, events):  # type: ignore[no-untyped-def]
+        if len(refusals) < 2:  # SQLite under a concurrent writer, a dropped connection...
+            refusals.append(first_seq)
+            raise OperationalError("database is locked")
+        return real_store(claim, first_seq, events)
+
+    monkeypatch.setattr(records, "store_events", locked_at_first)
+    monkeypatch.setattr(executor, "STORE_RETRY_DELAYS", (0.01, 0.01, 0.01))
+    run = start_run(sleep_project, alice)
+    done = wait_for(lambda: finished(run.pk))
+
+    assert refusals == [1, 1] and done.state == "succeeded"
+    seqs = list(RunEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, done.last_seq + 1))
+    assert RunEvent.objects.filter(run=run, kind="run_started").exists()
+    assert {s.state for s in StepRun.objects.filter(pipeline_run__run=run)} == {"succeeded"}
+
+
 def test_a_failing_step_fails_the_run_with_its_step_phase_and_cause(project, alice, worker_thread):
     make_pipeline(project, "broken", spec=FAILING)
     run = start_run(project, alice)

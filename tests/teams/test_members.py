@@ -110,3 +110,21 @@ def test_an_owner_deletes_the_team_after_typing_its_name(crew):
     assert response["HX-Redirect"] == "/teams/"
     assert not Team.objects.filter(slug="acme").exists()
     assert Team.objects.filter(slug="rival").exists()
+
+
+def test_a_member_added_twice_at_once_gets_a_message_not_a_server_error(crew, monkeypatch):
+    newcomer = make_user("racer")
+    Membership.objects.create(team=crew.team, user=newcomer, role="viewer")  # the other owner's request
+    real_filter = Membership.objects.filter
+
+    def racing_filter(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # Our check ran before the other request's insert committed: it saw no membership.
+        return Membership.objects.none() if kwargs.get("user") == newcomer else real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(Membership.objects, "filter", racing_filter)
+    form = {"identifier": "racer", "role": "editor"}
+    response = crew.client("owner").post("/t/acme/members/add/", form, **HX)
+
+    assert response.status_code == 200
+    assert "racer is already a member of" in response.content.decode()
+    assert real_filter(team=crew.team, user=newcomer).get().role == "viewer"

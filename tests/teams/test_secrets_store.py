@@ -143,3 +143,22 @@ def test_rotation_changes_nothing_when_a_secret_cannot_be_decrypted(crew, settin
     with pytest.raises(CommandError, match="Nothing was changed"):
         call_command("rotate_secret_key")
     assert Secret.objects.get().ciphertext == before
+
+
+def test_a_secret_created_by_a_concurrent_request_is_replaced_not_a_server_error(crew, monkeypatch):
+    theirs, key_id = crypto.encrypt("theirs")
+    Secret.objects.create(team=crew.team, name="API_TOKEN", ciphertext=theirs, key_id=key_id)
+    real_lock = Secret.objects.select_for_update
+    calls = []
+
+    def racing_lock():  # type: ignore[no-untyped-def]
+        # The other request's insert commits between our lookup (which saw nothing) and our insert.
+        calls.append(1)
+        return Secret.objects.none() if len(calls) == 1 else real_lock()
+
+    monkeypatch.setattr(Secret.objects, "select_for_update", racing_lock)
+    secret, created = secrets_store.set_secret(crew.team, "API_TOKEN", "ours", crew.users["owner"])
+
+    assert not created
+    assert Secret.objects.filter(team=crew.team, name="API_TOKEN").count() == 1
+    assert crypto.decrypt(Secret.objects.get(pk=secret.pk).ciphertext) == "ours"
