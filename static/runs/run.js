@@ -149,6 +149,17 @@
     ganttPending = true;
     requestAnimationFrame(() => { ganttPending = false; drawGantt(); });
   }
+  // A step from 1 ms to 1 day: ticks of 1, 2 or 5 x 10^n seconds, at most ~8 across.
+  function tickStep(span) {
+    for (let unit = 0.001; ; unit *= 10) {
+      for (const m of [1, 2, 5]) if (span / (unit * m) <= 8) return unit * m;
+    }
+  }
+  function fmtSeconds(s, step) {
+    if (step >= 60) return `${Math.round(s / 60)} min`;
+    const digits = step >= 1 ? 0 : step >= 0.1 ? 1 : step >= 0.01 ? 2 : 3;
+    return `${s.toFixed(digits)} s`;
+  }
   function drawGantt() {
     const svg = document.getElementById("gantt");
     const items = [...timings.values()];
@@ -156,11 +167,25 @@
     const now = Date.now() / 1000;
     const t0 = Math.min(...items.map((t) => t.start));
     const t1 = Math.max(...items.map((t) => t.end || now), t0 + 0.001);
-    const width = svg.clientWidth || 800, label = 220, row = 18;
+    const width = svg.clientWidth || 800, label = 220, row = 18, axis = 18;
     const scale = (width - label - 10) / (t1 - t0);
-    svg.setAttribute("height", String(items.length * row + 4));
+    const bottom = items.length * row + 4;
+    svg.setAttribute("height", String(bottom + axis));
     const ns = "http://www.w3.org/2000/svg";
     svg.replaceChildren();
+    const step = tickStep(t1 - t0);
+    for (let s = 0; s <= t1 - t0 + 1e-9; s += step) { // the time axis: a light line and a label per tick
+      const x = label + s * scale;
+      const line = document.createElementNS(ns, "line");
+      line.setAttribute("x1", String(x)); line.setAttribute("x2", String(x));
+      line.setAttribute("y1", "0"); line.setAttribute("y2", String(bottom));
+      line.setAttribute("class", "gantt-tick");
+      const text = document.createElementNS(ns, "text");
+      text.setAttribute("x", String(x)); text.setAttribute("y", String(bottom + 13));
+      text.setAttribute("class", "gantt-tick-label");
+      text.textContent = fmtSeconds(s, step);
+      svg.append(line, text);
+    }
     items.forEach((t, i) => {
       const y = i * row + 2;
       const name = document.createElementNS(ns, "text");

@@ -44,6 +44,9 @@ def test_a_run_started_from_the_editor_shows_steps_going_from_running_to_succeed
     expect(page.locator("#run-state")).to_have_attribute("data-state", "succeeded")
     expect(wait.locator(".step-duration")).to_contain_text("s")
     expect(page.locator("#gantt rect")).to_have_count(2)
+    ticks = page.locator("#gantt .gantt-tick-label")  # a time axis: 0 s ... about 1.5 s
+    expect(ticks.first).to_have_text(re.compile(r"^0(\.0+)? s$"))
+    assert 3 <= ticks.count() <= 9
     expect(page.locator("#log")).to_contain_text("slept")
     assert page.evaluate("window.__notReloaded") is True  # the page never reloaded
 
