@@ -3,6 +3,18 @@
   "use strict";
   let retryMs = 250;
 
+  // "Start a run": the pipeline choice lists the chosen project's pipelines only.
+  function limitPipelines() {
+    const project = document.getElementById("run-project"), pipeline = document.getElementById("run-pipeline");
+    if (!project || !pipeline) return;
+    for (const option of pipeline.options) {
+      option.hidden = Boolean(option.dataset.project) && option.dataset.project !== project.value;
+    }
+    if (pipeline.selectedOptions[0]?.hidden) pipeline.value = "";
+  }
+  document.getElementById("run-project")?.addEventListener("change", limitPipelines);
+  limitPipelines();
+
   function matches(list, run) {
     const project = list.dataset.filterProject, state = list.dataset.filterState, pipeline = list.dataset.filterPipeline;
     if (state && run.state !== state) return false;

@@ -102,3 +102,29 @@ def test_the_dashboard_shows_new_runs_without_reload(logged_in_page: Page, live_
     run_id = other.url.rstrip("/").rsplit("/", 1)[1]
     expect(page.locator(f'#run-rows tr[data-run="{run_id}"]')).to_have_attribute("data-state", "succeeded")
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_the_dashboard_runs_one_pipeline_chosen_among_the_projects_pipelines(
+    logged_in_page: Page, live_server_url, browser_user
+):
+    from designer.models import Run
+    from tests.factory import make_project
+
+    make_pipeline(browser_user["project"], "orders", spec=sleep_spec(0))
+    make_pipeline(browser_user["project"], "customers", spec=sleep_spec(0))
+    make_pipeline(make_project(browser_user["team"], "Other", slug="other"), "elsewhere", spec=sleep_spec(0))
+    page = logged_in_page
+    page.goto(f"{live_server_url}/t/lab/runs/")
+
+    page.select_option("#run-project", "demo")
+    visible = page.locator("#run-pipeline option:not([hidden])")
+    expect(visible).to_have_text(["all its pipelines", "customers", "orders"])
+    page.select_option("#run-project", "other")
+    expect(visible).to_have_text(["all its pipelines", "elsewhere"])
+    page.select_option("#run-project", "demo")
+    page.select_option("#run-pipeline", "orders")
+    page.click("#dashboard-run-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/runs/\d+/$"))
+
+    run = Run.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
+    assert (run.project.slug, run.pipelines) == ("demo", ["orders"])

@@ -192,3 +192,12 @@ def test_project_page_and_editor_offer_a_run_button_to_runners_only(
     for url in (f"/p/{team}/{project}/", f"/p/{team}/{project}/orders/"):
         assert 'data-testid="run-button"' in alice_client.get(url).content.decode()
         assert 'data-testid="run-button"' not in viewer_client.get(url).content.decode()
+
+
+def test_the_dashboard_offers_each_runnable_projects_pipelines_to_runners_only(
+    sleep_project, alice_client, viewer_client
+):
+    url = reverse("designer-runs", kwargs={"team": sleep_project.team.slug})
+    html = alice_client.get(url).content.decode()
+    assert f'<option value="orders" data-project="{sleep_project.slug}">orders</option>' in html
+    assert 'id="run-pipeline"' not in viewer_client.get(url).content.decode()
