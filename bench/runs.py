@@ -106,16 +106,21 @@ def _fixtures() -> dict[str, Any]:
     return {"user": user, "team": team, "projects": projects, "session": session.session_key}
 
 
-class LiveServer:
-    """``daphne designer.asgi:application`` on a free port, sharing the bench's SQLite file."""
+def embedded_env(db: Path) -> dict[str, str]:
+    """The embedded default's environment: the bench's SQLite file, the in-process worker, no Redis."""
+    env = {**os.environ, "PIPEDECK_SQLITE": str(db), "PIPEDECK_INPROCESS_WORKER": "true"}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    return env
 
-    def __init__(self, db: Path) -> None:
+
+class LiveServer:
+    """``daphne designer.asgi:application`` on a free port, with the given environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        env = {**os.environ, "PIPEDECK_SQLITE": str(db), "PIPEDECK_INPROCESS_WORKER": "true"}
-        env.pop("DATABASE_URL", None)
-        env.pop("REDIS_URL", None)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -377,7 +382,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     """Measure the three run figures; rows for ``python -m bench``."""
     db = _setup_django()
     fx = _fixtures()
-    server = LiveServer(db)
+    server = LiveServer(embedded_env(db))
     try:
         button = bench_button_to_first_step(server, fx, 5 if quick else 20)  # also warms the server up
         alone, gaps = bench_event_latency(server, fx, 1)

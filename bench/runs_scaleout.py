@@ -16,12 +16,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from bench import BenchRow
+from bench.runs import ROOT, LiveServer
 
 POSTGRES = os.environ.get("PIPEDECK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("PIPEDECK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -68,12 +68,10 @@ class Cluster:
         django.setup()
         call_command("migrate", verbosity=0, interactive=False)
 
-    def start(self) -> LiveDaphne:
-        from bench.runs import ROOT
-
+    def start(self) -> LiveServer:
         worker = [sys.executable, "manage.py", "worker", "--concurrency", "4"]
         self.procs.append(subprocess.Popen(worker, cwd=ROOT, env=self.env, stderr=subprocess.DEVNULL))
-        server = LiveDaphne(self.env)
+        server = LiveServer(self.env)
         self.procs.append(server.proc)
         return server
 
@@ -93,40 +91,6 @@ class Cluster:
         with psycopg.connect(POSTGRES, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         subprocess.run(["redis-cli", "-u", REDIS, "FLUSHDB"], capture_output=True)
-
-
-class LiveDaphne:
-    """``daphne designer.asgi:application`` on a free port (what ``bench.runs`` needs of a server)."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        from bench.runs import ROOT
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        cmd = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "designer.asgi:application",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("daphne did not start") from None
-                time.sleep(0.1)
-        self.url = f"http://127.0.0.1:{self.port}"
 
 
 def run(quick: bool = False) -> list[BenchRow]:
