@@ -27,10 +27,12 @@ run: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy orchestrator designer
 	$(VENV)/bin/ruff format --check .
 
 test: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy orchestrator designer
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: venv

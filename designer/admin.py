@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from designer.models import Membership, Pipeline, PipelineVersion, Project, Team
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline[Membership, Team]):
     model = Membership
     extra = 0
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(admin.ModelAdmin[Team]):
     list_display = ["name", "slug", "created_at"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = ["name", "team", "concurrency", "updated_at"]
     list_filter = ["team"]
 
 
 @admin.register(Pipeline)
-class PipelineAdmin(admin.ModelAdmin):
+class PipelineAdmin(admin.ModelAdmin[Pipeline]):
     list_display = ["name", "project", "type", "is_valid", "updated_at"]
     list_filter = ["type", "is_valid"]
 
 
 @admin.register(PipelineVersion)
-class PipelineVersionAdmin(admin.ModelAdmin):
+class PipelineVersionAdmin(admin.ModelAdmin[PipelineVersion]):
     list_display = ["pipeline", "number", "author", "message", "created_at"]
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: PipelineVersion | None = None) -> bool:
         return False

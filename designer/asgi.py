@@ -28,7 +28,10 @@ application = StartsEmbeddedWorker(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # (types-channels wants URLRouter routes of a stub-only URLPattern subclass path() never returns)
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+            ),
         }
     )
 )

@@ -10,6 +10,7 @@ arrives live.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,7 +27,7 @@ FORBIDDEN = 4403
 REPLAY_PAGE = 500
 
 
-def _after(scope: dict[str, Any]) -> int:
+def _after(scope: Mapping[str, Any]) -> int:
     raw = parse_qs(scope.get("query_string", b"").decode()).get("after", ["0"])[0]
     return int(raw) if raw.isdigit() else 0
 

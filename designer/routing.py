@@ -6,7 +6,8 @@ from django.urls import path
 
 from designer import consumers
 
+# (django-stubs' path() takes views only, not the ASGI applications Channels routes: hence the ignores)
 websocket_urlpatterns = [
-    path("ws/runs/<int:run_id>/", consumers.RunEventsConsumer.as_asgi()),
-    path("ws/teams/<slug:slug>/runs/", consumers.TeamRunsConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", consumers.RunEventsConsumer.as_asgi()),  # type: ignore[arg-type]
+    path("ws/teams/<slug:slug>/runs/", consumers.TeamRunsConsumer.as_asgi()),  # type: ignore[arg-type]
 ]

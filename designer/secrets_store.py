@@ -137,9 +137,10 @@ class TeamSecretResolver:
 def _redactor_hook(redactor: Any) -> Callable[[str], Any] | None:
     if redactor is None:
         return None
-    if callable(redactor) and not hasattr(redactor, "add"):
-        return redactor  # type: ignore[no-any-return]
-    return redactor.add  # type: ignore[no-any-return]
+    hook: Callable[[str], Any] = (
+        redactor if callable(redactor) and not hasattr(redactor, "add") else redactor.add
+    )
+    return hook
 
 
 def team_secret_resolver(team: Team, redactor: Any = None) -> TeamSecretResolver:

@@ -6,9 +6,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+
+# Classes that django-stubs makes generic (``admin.ModelAdmin[Team]``) can be subscripted at run time too.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -107,7 +112,7 @@ TEMPLATES = [
 ]
 
 
-def _database_from_url(url: str) -> dict[str, object]:
+def _database_from_url(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
         raise ImproperlyConfigured(f"DATABASE_URL must be postgresql://..., got scheme {parsed.scheme!r}")
@@ -123,6 +128,7 @@ def _database_from_url(url: str) -> dict[str, object]:
 
 
 DATABASE_URL = envstr("DATABASE_URL")
+DATABASES: dict[str, dict[str, Any]]
 if DATABASE_URL:
     DATABASES = {"default": _database_from_url(DATABASE_URL)}
 else:
@@ -150,6 +156,7 @@ else:
     }
 
 REDIS_URL = envstr("REDIS_URL")
+CHANNEL_LAYERS: dict[str, dict[str, Any]]
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
@@ -193,7 +200,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},

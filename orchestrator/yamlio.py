@@ -278,7 +278,7 @@ def _closest(path: str, marks: dict[str, Node]) -> Node | None:
 # --- writing -------------------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+class _Dumper(yaml.SafeDumper):
     """Pure-Python dumper (same bytes everywhere), block style, indented lists, quoting ambiguous text."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
@@ -295,7 +295,7 @@ def needs_quotes(text: str) -> bool:
     plain = (True, False)
     return (
         text in _ONE_LETTER_BOOLS
-        or _YAML11.resolve(ScalarNode, text, plain) != TAG + "str"
+        or _YAML11.resolve(ScalarNode, text, plain) != TAG + "str"  # type: ignore[no-untyped-call]  # types-PyYAML
         or _CORE.resolve(ScalarNode, text, plain) != TAG + "str"
     )
 

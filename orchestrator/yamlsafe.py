@@ -22,7 +22,7 @@ _MERGE_TAG = TAG + "merge"
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when available
 
 
-class CoreLoader(_BaseLoader):  # type: ignore[misc]
+class CoreLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """A safe loader whose implicit types follow the YAML 1.2 core schema (``on``/``yes``/``y`` stay text)."""
 
     yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
@@ -193,6 +193,7 @@ class NodeTree:
             return [self.build(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
         if node.tag != TAG + "map":
             self.problems.append(problem_at(_tag_message(node.tag), node, path))
+        assert isinstance(node, MappingNode)  # PyYAML's third and last kind of node
         return self._mapping(node, path)
 
     def _scalar(self, node: ScalarNode, path: str) -> Any:

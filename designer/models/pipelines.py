@@ -59,6 +59,9 @@ class Pipeline(models.Model):
 
     objects = PipelineQuerySet.as_manager()
 
+    #: set (True) on a new instance whose creator records its activity itself (see models.library)
+    _activity_recorded: bool
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_pipeline_name")]

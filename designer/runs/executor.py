@@ -17,7 +17,7 @@ from designer.runs import groups, queue, records
 from designer.runs.publish import Message, publish
 from designer.secrets_store import team_secret_resolver
 from orchestrator.control import RunControl
-from orchestrator.events import Event, RunFinished
+from orchestrator.events import Event, RunFinished, Status
 from orchestrator.scheduler import run_project
 from orchestrator.spec import ProjectSpec
 
@@ -186,7 +186,8 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
     await run_update(db, claim.run_id)
     recorder = EventRecorder(claim, team.pk, loaded["last_seq"], db, control.cancel)
     recorder.start()
-    state, error = RunState.FAILED, ""
+    state: str = RunState.FAILED
+    error = ""
     try:
         spec = ProjectSpec.model_validate(loaded["spec"])
         secrets = await db(_secrets, team)
@@ -206,7 +207,7 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
     except Exception as exc:
         log.exception("run %s crashed", claim.run_id)
         error = f"internal error: {exc!r}"
-        recorder(RunFinished(status="failed", duration=0.0, error=error))  # type: ignore[arg-type]
+        recorder(RunFinished(status=Status.FAILED, duration=0.0, error=error))
     if control.cancelled and state != RunState.FAILED:
         state = RunState.CANCELLED
     await recorder.close()

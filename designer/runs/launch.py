@@ -24,7 +24,7 @@ class RunRefused(Exception):
 
 def snapshot(
     project: Project, names: Iterable[str] | None, variables: Mapping[str, Any] | None
-) -> tuple[dict, dict]:
+) -> tuple[dict[str, Any], dict[str, int | None]]:
     """The ProjectSpec JSON a run executes, and ``{pipeline: version number}``. Raises RunRefused."""
     pipelines = list(project.pipelines.filter(is_template=False).prefetch_related("versions"))
     if names:

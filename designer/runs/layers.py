@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from copy import deepcopy
 from typing import Any
@@ -55,19 +56,22 @@ class LocalChannelLayer(InMemoryChannelLayer):
         now = time.monotonic()
         if now - self._cleaned_at >= CLEAN_EVERY:
             self._cleaned_at = now
-            super()._clean_expired()
+            super()._clean_expired()  # type: ignore[misc]  # private method, not in types-channels
 
     def _put(self, channel: str, message: dict[str, Any]) -> None:
         queue = self.channels.get(channel)
         if queue is None:
             queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
         merge = self.MERGERS.get(message.get("type", ""))
-        if merge is not None and queue._queue:  # (InMemoryChannelLayer reads ``_queue`` too)
-            expires, waiting = queue._queue[-1]
-            merged = merge(waiting, message)
-            if merged is not None:
-                queue._queue[-1] = (expires, merged)
-                return
+        if merge is not None:
+            # asyncio.Queue's private deque (InMemoryChannelLayer reads ``_queue`` too), not in typeshed
+            waiting_items: deque[tuple[float, dict[str, Any]]] = queue._queue  # type: ignore[attr-defined]
+            if waiting_items:
+                expires, waiting = waiting_items[-1]
+                merged = merge(waiting, message)
+                if merged is not None:
+                    waiting_items[-1] = (expires, merged)
+                    return
         try:
             queue.put_nowait((time.time() + self.expiry, _copy(message)))
         except asyncio.QueueFull:

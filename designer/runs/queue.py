@@ -14,9 +14,11 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Now
 
 from designer.models import Run, RunState
+from designer.models.runs import RunQuerySet
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class StaleClaim(Exception):
     """The run no longer belongs to this attempt (reaped, re-queued or finished elsewhere)."""
 
 
-def _lease_end(lease: float) -> ExpressionWrapper:
+def _lease_end(lease: float) -> ExpressionWrapper[CombinedExpression]:
     return ExpressionWrapper(Now() + Value(timedelta(seconds=lease)), output_field=DateTimeField())
 
 
@@ -73,7 +75,7 @@ def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     return None
 
 
-def owned(claim: Claim):  # type: ignore[no-untyped-def]
+def owned(claim: Claim) -> RunQuerySet:
     """The queryset matching the run only while ``claim`` still holds it."""
     return Run.objects.filter(pk=claim.run_id, attempt=claim.attempt, state=RunState.RUNNING)
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import Field, Model, Q
 
 from designer.models import PipelineRun, Run, RunEvent, StepRun
 from designer.runs.queue import Claim, StaleClaim, owned
@@ -59,13 +59,20 @@ def fold_units(
     return pipelines, steps
 
 
+def _column_field(model: type[Model], name: str) -> tuple[Field[Any, Any], str]:
+    """``model``'s field ``name`` and its column (every field written here is a concrete one)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None, f"{model.__name__}.{name} has no column"
+    return field, field.column
+
+
 def _set_clause(model: type[Model], fields: dict[str, Any]) -> tuple[str, list[Any]]:
     qn = connection.ops.quote_name
     columns, values = [], []
     for name, value in fields.items():
-        field = model._meta.get_field(name)
-        columns.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
-        values.append(field.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+        field, column = _column_field(model, name)
+        columns.append(f"{qn(column)} = %s")
+        values.append(field.get_db_prep_save(value, connection))
     return ", ".join(columns), values
 
 
@@ -77,7 +84,8 @@ def _update(model: type[Model], fields: dict[str, Any], where: str, params: list
             f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {sets} WHERE {where}",
             [*values, *params],
         )
-        return cursor.rowcount
+        matched: int = cursor.rowcount
+        return matched
 
 
 def _apply_units(run_id: int, events: list[dict[str, Any]]) -> None:
@@ -103,13 +111,13 @@ def _apply_units(run_id: int, events: list[dict[str, Any]]) -> None:
 def _insert_events(run_id: int, first_seq: int, events: list[dict[str, Any]]) -> None:
     """The batch's rows in multi-row INSERTs (``bulk_create`` costs a model instance and more per row)."""
     qn = connection.ops.quote_name
-    fields = [RunEvent._meta.get_field(name) for name in ("run", "seq", "kind", "payload", "ts")]
+    fields = [_column_field(RunEvent, name) for name in ("run", "seq", "kind", "payload", "ts")]
     params: list[Any] = []
     for offset, event in enumerate(events):
         kind, ts, payload = event_record(event)
         values = (run_id, first_seq + offset, kind, payload, _when(ts))
-        params.extend(f.get_db_prep_save(v, connection) for f, v in zip(fields, values, strict=True))
-    columns = ", ".join(qn(f.column) for f in fields)  # type: ignore[union-attr]
+        params.extend(f.get_db_prep_save(v, connection) for (f, _), v in zip(fields, values, strict=True))
+    columns = ", ".join(qn(column) for _, column in fields)
     row = f"({', '.join(['%s'] * len(fields))})"
     per_statement = min(100, (connection.features.max_query_params or 500) // len(fields))
     with connection.cursor() as cursor:

@@ -97,11 +97,21 @@ class Worker:
 
     def wake(self) -> None:
         """Look for queued runs now."""
-        self._call_soon(lambda: self._wake and self._wake.set())
+
+        def do() -> None:
+            if self._wake is not None:
+                self._wake.set()
+
+        self._call_soon(do)
 
     def stop(self) -> None:
         """Stop claiming; finish held runs within the grace period, then re-queue the rest."""
-        self._call_soon(lambda: self._stopping and self._stopping.set())
+
+        def do() -> None:
+            if self._stopping is not None:
+                self._stopping.set()
+
+        self._call_soon(do)
 
     def cancel(self, run_id: int) -> None:
         """Cancel a held run at once (the database flag reaches other processes by polling)."""
@@ -156,7 +166,8 @@ class Worker:
             self._db_pool.shutdown(wait=False)
 
     async def _claim_what_fits(self) -> None:
-        while len(self.held) < self.concurrency and not self._stopping.is_set():  # type: ignore[union-attr]
+        assert self._stopping is not None  # made by run(), the caller
+        while len(self.held) < self.concurrency and not self._stopping.is_set():
             try:
                 claim = await self.db(queue.claim_next_run, self.worker_id, self.lease)
             except Exception:
@@ -204,7 +215,8 @@ class Worker:
             await executor.run_update(self.db, item.run_id)
         if any(item.requeued for item in reaped):
             await self.wake_others()
-            self._wake.set()  # type: ignore[union-attr]
+            assert self._wake is not None  # made by run(), the caller
+            self._wake.set()
 
     async def _report_lost(self, run_id: int) -> None:
         def write() -> dict[str, Any]:
@@ -249,13 +261,14 @@ class Worker:
         layer = get_channel_layer()
         if layer is None or isinstance(layer, InMemoryChannelLayer):
             return
+        assert self._wake is not None  # made by run() before it starts this task
         channel = await layer.new_channel()
         await layer.group_add(groups.WORKERS_GROUP, channel)
         try:
             while True:
                 message = await layer.receive(channel)
                 if message.get("type") == groups.WORKER_WAKE:
-                    self._wake.set()  # type: ignore[union-attr]
+                    self._wake.set()
                 elif message.get("type") == groups.WORKER_CANCEL and message.get("run") in self.held:
                     self.held[message["run"]].control.cancel()
         except asyncio.CancelledError:
@@ -376,7 +389,7 @@ class StartsEmbeddedWorker:
         if "daphne.server" in sys.modules and _is_server_process():
             from twisted.internet import reactor
 
-            reactor.callWhenRunning(self._start_in_background)  # type: ignore[attr-defined]
+            reactor.callWhenRunning(self._start_in_background)
 
     def _start_in_background(self) -> None:
         self.started = True

@@ -138,12 +138,16 @@ def build_lanes(spec: dict[str, Any], errors: list[dict[str, Any]]) -> tuple[lis
         lanes[phase] = LaneView(phase, PHASE_LABELS[phase], phase in required, slots)
     general = []
     for error in errors:
-        phase, slot, index, rest = locate_error(error)
-        key = (phase or "", slot or "", 0 if slot == "merge" else (index if index is not None else -1))
+        error_phase, error_slot, index, rest = locate_error(error)
+        key = (
+            error_phase or "",
+            error_slot or "",
+            0 if error_slot == "merge" else (index if index is not None else -1),
+        )
         if key in steps_at:
             steps_at[key].errors.append({**error, "rest": rest})
-        elif phase in lanes:
-            lanes[phase].errors.append(error["message"])
+        elif error_phase in lanes:
+            lanes[error_phase].errors.append(error["message"])
         else:
             general.append(f"{error['path']}: {error['message']}" if error.get("path") else error["message"])
     return list(lanes.values()), general
@@ -161,7 +165,7 @@ def find_view(lanes: list[LaneView], phase: str, step_id: str) -> StepView | Non
 
 def step_errors(
     pipeline_spec: dict[str, Any], errors: list[dict[str, Any]], phase: str, step_id: str
-) -> list:
+) -> list[dict[str, Any]]:
     """The errors of one step (each with ``rest``: the path inside the step, like ``args.path``)."""
     lanes, _general = build_lanes(pipeline_spec, errors)
     for lane in lanes:

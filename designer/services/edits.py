@@ -31,14 +31,14 @@ def phase_dict(spec: dict[str, Any], phase: str, create: bool = True) -> dict[st
     if phase not in PHASE_SLOTS:
         raise EditError(f"unknown phase '{phase}'")
     phases = spec.setdefault("phases", {})
-    current = phases.get(phase)
+    current: dict[str, Any] | None = phases.get(phase)
     if current is None:
         if not create:
             return {}
         if phase not in allowed_phases(spec.get("type", "ETL")):
             raise EditError(f"a pipeline of type {spec.get('type')} has no {phase} phase")
         current = phases[phase] = {"steps": []}
-    return current  # type: ignore[no-any-return]
+    return current
 
 
 def slot_steps(phase: dict[str, Any], slot: str) -> list[dict[str, Any]]:

@@ -147,7 +147,9 @@ def draft_step_problems(spec: dict[str, Any], variables: dict[str, Any]) -> list
             continue
         for slot in PHASE_SLOTS[phase]:
             value = body.get(slot)
-            steps = [(("phases", phase, slot), value)] if slot == "merge" and value else []
+            steps: list[tuple[tuple[str | int, ...], Any]] = (
+                [(("phases", phase, slot), value)] if slot == "merge" and value else []
+            )
             if slot != "merge" and isinstance(value, list):
                 steps = [(("phases", phase, slot, i), step) for i, step in enumerate(value)]
             for loc, step in steps:

@@ -212,10 +212,9 @@ def delete_pipeline(pipeline: Pipeline) -> None:
     with transaction.atomic():
         for other in Pipeline.objects.filter(project_id=pipeline.project_id).exclude(pk=pipeline.pk):
             if pipeline.name in other.needs:
-                edit(
-                    other,
-                    lambda spec, o=other: spec.__setitem__(
-                        "needs", [n for n in o.needs if n != pipeline.name]
-                    ),
-                )
+
+                def drop_need(spec: dict[str, Any], o: Pipeline = other) -> None:
+                    spec["needs"] = [n for n in o.needs if n != pipeline.name]
+
+                edit(other, drop_need)
         pipeline.delete()

@@ -45,7 +45,22 @@ def latest_step_state(context: Any, pipeline: Any, step: Any) -> dict[str, Any] 
         cache[pipeline.pk] = _latest_states(pipeline)
     phase = getattr(step, "phase", None) or (step.get("phase") if isinstance(step, dict) else None)
     step_id = getattr(step, "id", None) or (step.get("id") if isinstance(step, dict) else None)
-    return cache[pipeline.pk].get((phase, step_id))  # type: ignore[no-any-return]
+    state: dict[str, Any] | None = cache[pipeline.pk].get((phase, step_id))
+    return state
+
+
+@register.simple_tag
+def active_run_id(pipeline: Any) -> int | None:
+    """The newest queued or running run that includes ``pipeline`` (the editor follows it live)."""
+    from designer.models import Run, RunState
+
+    runs = Run.objects.filter(
+        project_id=pipeline.project_id, state__in=(RunState.QUEUED, RunState.RUNNING)
+    ).order_by("-created_at", "-pk")
+    for run in runs.only("pk", "pipelines", "spec")[:20]:
+        if pipeline.name in (run.pipelines or (run.spec or {}).get("pipelines", {})):
+            return int(run.pk)
+    return None
 
 
 @register.simple_tag(takes_context=True)

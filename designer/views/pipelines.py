@@ -12,12 +12,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity
 from designer.access import get_pipeline_for, get_project_for
-from designer.models import Role
+from designer.models import Pipeline, Role
 from designer.services import pipelines as service
+from designer.views import HtmxHttpRequest
 from designer.views.editor import _changed
 
 
-def _editor_url(pipeline) -> str:  # type: ignore[no-untyped-def]
+def _editor_url(pipeline: Pipeline) -> str:
     project = pipeline.project
     return reverse(
         "designer-editor",
@@ -27,7 +28,7 @@ def _editor_url(pipeline) -> str:  # type: ignore[no-untyped-def]
 
 @login_required
 @require_POST
-def pipeline_create(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def pipeline_create(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Create an empty pipeline and open it in the editor."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
     try:
@@ -82,7 +83,7 @@ def diff(request: HttpRequest, **kw: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def restore(request: HttpRequest, number: int, **kw: str) -> HttpResponse:
+def restore(request: HtmxHttpRequest, number: int, **kw: str) -> HttpResponse:
     """Make an old version current again (as a new version)."""
     pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"], role=Role.EDITOR)
     try:
@@ -110,7 +111,7 @@ def pipeline_download(request: HttpRequest, **kw: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def pipeline_delete(request: HttpRequest, **kw: str) -> HttpResponse:
+def pipeline_delete(request: HtmxHttpRequest, **kw: str) -> HttpResponse:
     """Delete a pipeline (and its versions); pipelines that needed it stop needing it."""
     pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"], role=Role.EDITOR)
     project = pipeline.project

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -17,6 +19,7 @@ from designer.access import can, get_project_for, get_team_for
 from designer.models import Pipeline, Project, Role, Team
 from designer.services import projects as service
 from designer.services.graph import layout
+from designer.views import HtmxHttpRequest
 from orchestrator.errors import SpecError
 
 MAX_UPLOAD_BYTES = 1_048_576
@@ -26,6 +29,7 @@ MAX_UPLOAD_BYTES = 1_048_576
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The user's teams and their projects."""
+    assert request.user.is_authenticated  # login_required
     teams = list(Team.objects.filter(memberships__user=request.user).prefetch_related("projects").distinct())
     for team in teams:
         team.can_edit = can(request.user, team, Role.EDITOR)  # type: ignore[attr-defined]
@@ -54,7 +58,7 @@ def project_create(request: HttpRequest, team: str) -> HttpResponse:
     return redirect("designer-project", team=team, project=project.slug)
 
 
-def _graph(project: Project) -> dict:  # type: ignore[type-arg]
+def _graph(project: Project) -> dict[str, Any]:
     pipelines = list(project.pipelines.all())
     urls = {
         p.name: reverse(
@@ -112,7 +116,7 @@ def project_graph(request: HttpRequest, team: str, project: str) -> JsonResponse
     return JsonResponse(_graph_data(the_project, list(the_project.pipelines.all().order_by("name"))))
 
 
-def _graph_response(request: HttpRequest, project: Project, **extra: object) -> HttpResponse:
+def _graph_response(request: HtmxHttpRequest, project: Project, **extra: object) -> HttpResponse:
     if request.htmx:
         return render(request, "designer/_project_graph.html", _project_context(request, project, **extra))
     for key in ("notice", "graph_error"):
@@ -123,7 +127,7 @@ def _graph_response(request: HttpRequest, project: Project, **extra: object) -> 
 
 @login_required
 @require_POST
-def project_needs(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def project_needs(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Add (``action=add``) or remove an edge: pipeline ``pipeline`` needs ``needs``."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
     pipeline = Pipeline.objects.filter(project=the_project, name=request.POST.get("pipeline", "")).first()
@@ -144,7 +148,7 @@ def project_needs(request: HttpRequest, team: str, project: str) -> HttpResponse
 
 @login_required
 @require_POST
-def project_settings(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def project_settings(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Concurrency (pipelines at once) and description."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
     raw = request.POST.get("concurrency", "")
@@ -197,7 +201,7 @@ def project_download(request: HttpRequest, team: str, project: str) -> HttpRespo
 
 @login_required
 @require_POST
-def project_upload(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def project_upload(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Import a project file, validated whole first: on any error nothing is saved and every error shows."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
     upload = request.FILES.get("file")

@@ -18,6 +18,7 @@ from designer.models import Project, Role, Run, RunEvent
 from designer.runs import dashboard, launch
 from designer.runs.launch import RunRefused
 from designer.variables import parse_value
+from designer.views import HtmxHttpRequest
 
 EVENTS_PAGE = 1000
 
@@ -44,12 +45,12 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return overrides
 
 
-def _go(request: HttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]
+def _go(request: HtmxHttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-def _refused(request: HttpRequest, reason: str, back: str) -> HttpResponse:
-    if request.htmx:  # type: ignore[attr-defined]
+def _refused(request: HtmxHttpRequest, reason: str, back: str) -> HttpResponse:
+    if request.htmx:
         response = render(request, "runs/_refused.html", {"reason": reason})
         response["HX-Retarget"] = "#run-message"
         response["HX-Reswap"] = "innerHTML"
@@ -58,7 +59,7 @@ def _refused(request: HttpRequest, reason: str, back: str) -> HttpResponse:
     return redirect(back)
 
 
-def _start(request: HttpRequest, project: Project, back: str) -> HttpResponse:
+def _start(request: HtmxHttpRequest, project: Project, back: str) -> HttpResponse:
     pipeline = request.POST.get("pipeline", "").strip()
     try:
         overrides = parse_overrides(request.POST.get("variables", ""))
@@ -70,7 +71,7 @@ def _start(request: HttpRequest, project: Project, back: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def run_start(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def run_start(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Queue a run of the project, or of the pipeline named in the form, with optional variable overrides."""
     project_obj = get_project_for(request, team, project, Role.RUNNER)
     back = request.POST.get("next") or reverse("designer-project", kwargs={"team": team, "project": project})
@@ -79,7 +80,7 @@ def run_start(request: HttpRequest, team: str, project: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def team_run_start(request: HttpRequest, team: str) -> HttpResponse:
+def team_run_start(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """The dashboard's Run form: the project comes from the form."""
     project_obj = get_project_for(request, team, request.POST.get("project", ""), Role.RUNNER)
     return _start(request, project_obj, reverse("designer-runs", kwargs={"team": team}))
@@ -121,7 +122,7 @@ def run_events(request: HttpRequest, run_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
-def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_cancel(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     """Cancel a queued or running run."""
     run = _get_run_for(request, run_id, Role.RUNNER)
     if not launch.cancel(run):
@@ -134,14 +135,14 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         object_name=f"run #{run.pk}",
         url=reverse("designer-run", args=[run.pk]),
     )
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:
         return render(request, "runs/_refused.html", {"reason": "Cancelling…", "level": "info"})
     return redirect("designer-run", run.pk)
 
 
 @login_required
 @require_POST
-def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_rerun(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     """A new run of the same snapshot (``only_failed=1``: of the failed and skipped pipelines only)."""
     run = _get_run_for(request, run_id, Role.RUNNER)
     try:
@@ -153,7 +154,7 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def runs_dashboard(request: HttpRequest, team: str) -> HttpResponse:
+def runs_dashboard(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """The team's runs, live, with filters and per-pipeline duration history."""
     team_obj = get_team_for(request, team)
     filters = dashboard.RunFilters.from_query(request.GET)
@@ -167,5 +168,5 @@ def runs_dashboard(request: HttpRequest, team: str) -> HttpResponse:
         "charts": dashboard.duration_charts(team_obj, filters),
         "runnable": dashboard.runnable_projects(team_obj) if can(request.user, team_obj, Role.RUNNER) else [],
     }
-    template = "runs/dashboard.html#run-list" if request.htmx else "runs/dashboard.html"  # type: ignore[attr-defined]
+    template = "runs/dashboard.html#run-list" if request.htmx else "runs/dashboard.html"
     return render(request, template, context)

@@ -128,3 +128,42 @@ def test_the_dashboard_runs_one_pipeline_chosen_among_the_projects_pipelines(
 
     run = Run.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
     assert (run.project.slug, run.pipelines) == ("demo", ["orders"])
+
+
+def test_the_editor_follows_a_run_of_its_pipeline_started_elsewhere(
+    logged_in_page: Page, live_server_url, browser_user
+):
+    make_pipeline(browser_user["project"], "orders", spec=sleep_spec(1.0))
+    editor = logged_in_page
+    editor.goto(f"{live_server_url}/p/lab/demo/orders/")
+    editor.wait_for_function("document.getElementById('run-states').dataset.live === '1'")
+    editor.evaluate("window.__notReloaded = true")
+
+    other = editor.context.new_page()  # a teammate (or another tab) starts the run
+    other.goto(f"{live_server_url}/p/lab/demo/orders/")
+    other.click("[data-testid=run-button]")
+
+    wait = editor.locator('.step[data-id="wait"] [data-step-state]')
+    expect(wait).to_have_attribute("data-step-state", "running", timeout=10_000)
+    expect(editor.locator('.step[data-id="sink"] [data-step-state]')).to_have_attribute(
+        "data-step-state", "queued"
+    )
+    expect(wait).to_have_attribute("data-step-state", "succeeded", timeout=10_000)
+    expect(editor.locator('.step[data-id="sink"] [data-step-state]')).to_have_attribute(
+        "data-step-state", "succeeded"
+    )
+    assert editor.evaluate("window.__notReloaded") is True
+
+
+def test_an_editor_opened_during_a_run_follows_it(logged_in_page: Page, live_server_url, browser_user):
+    make_pipeline(browser_user["project"], "orders", spec=sleep_spec(2.0))
+    page = logged_in_page
+    start_from_editor(page, live_server_url, "orders")
+    expect(page.locator('.run-step[data-step="wait"]')).to_have_attribute(
+        "data-state", "running", timeout=10_000
+    )
+
+    page.goto(f"{live_server_url}/p/lab/demo/orders/")  # back to the editor while the run goes on
+    wait = page.locator('.step[data-id="wait"] [data-step-state]')
+    expect(wait).to_have_attribute("data-step-state", "running")
+    expect(wait).to_have_attribute("data-step-state", "succeeded", timeout=10_000)

@@ -201,3 +201,16 @@ def test_the_dashboard_offers_each_runnable_projects_pipelines_to_runners_only(
     html = alice_client.get(url).content.decode()
     assert f'<option value="orders" data-project="{sleep_project.slug}">orders</option>' in html
     assert 'id="run-pipeline"' not in viewer_client.get(url).content.decode()
+
+
+def test_the_editor_names_the_run_of_its_pipeline_in_progress(sleep_project, alice, alice_client):
+    pipeline = sleep_project.pipelines.get()
+    url = reverse(
+        "designer-editor",
+        kwargs={"team": sleep_project.team.slug, "project": sleep_project.slug, "pipeline": pipeline.name},
+    )
+    assert 'data-active-run=""' in alice_client.get(url).content.decode()
+    run = start_run(sleep_project, alice)
+    assert f'data-active-run="{run.pk}"' in alice_client.get(url).content.decode()
+    Run.objects.filter(pk=run.pk).update(state="succeeded")
+    assert 'data-active-run=""' in alice_client.get(url).content.decode()

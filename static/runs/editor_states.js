@@ -1,0 +1,79 @@
+// Editor: each step's badge follows the latest run of this pipeline live. The team's runs socket says
+// when a run of it is queued or starts; the page then follows that run's own socket (history, then
+// live events) and sets each step's badge from step_started / step_finished.
+(function () {
+  "use strict";
+  const root = document.getElementById("run-states");
+  if (!root) return;
+  const { team, project, pipeline } = root.dataset;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  let following = null, runSocket = null, retryMs = 250;
+
+  function cards(phase, stepId) {
+    const id = CSS.escape(stepId);
+    const exact = document.querySelectorAll(`.step[data-phase="${CSS.escape(phase)}"][data-id="${id}"]`);
+    return exact.length ? exact : document.querySelectorAll(`.step[data-id="${id}"]`);
+  }
+
+  function setBadge(card, state, title) {
+    const button = card.querySelector(".step-open");
+    if (!button) return;
+    let badge = button.querySelector("[data-step-state]");
+    if (!badge) {
+      badge = document.createElement("span");
+      (button.querySelector(".step-plugin") || button.lastElementChild).after(badge);
+    }
+    badge.className = `run-state run-state-${state}`;
+    badge.dataset.stepState = state;
+    badge.textContent = state;
+    badge.title = title;
+  }
+
+  function apply(runId, ev) {
+    if (ev.pipeline !== pipeline || !ev.step) return;
+    if (ev.kind === "step_started") {
+      for (const card of cards(ev.phase, ev.step)) setBadge(card, "running", `Run #${runId}: running`);
+    } else if (ev.kind === "step_finished") {
+      const title = `Run #${runId}: ${ev.status}` + (ev.duration != null ? ` in ${ev.duration.toFixed(2)} s` : "")
+        + (ev.error ? ` — ${ev.error}` : "");
+      for (const card of cards(ev.phase, ev.step)) setBadge(card, ev.status, title);
+    }
+  }
+
+  function follow(runId) {
+    if (following === runId) return;
+    following = runId;
+    if (runSocket) runSocket.close();
+    // Every step starts queued; the run's history (replayed first) then live events set the rest.
+    for (const card of document.querySelectorAll(".step[data-id]")) setBadge(card, "queued", `Run #${runId}: queued`);
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/`);
+    runSocket = socket;
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type !== "events") return;
+      for (const ev of data.events) {
+        apply(runId, ev);
+        if (ev.kind === "run_finished") socket.close();
+      }
+    };
+  }
+
+  function connect() {
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/teams/${team}/runs/`);
+    socket.onopen = () => { retryMs = 250; root.dataset.live = "1"; };
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      const run = data.type === "run" ? data.run : null;
+      if (!run || run.project_slug !== project || !(run.pipelines || []).includes(pipeline)) return;
+      if (run.state === "queued" || run.state === "running") follow(run.id);
+    };
+    socket.onclose = (event) => {
+      root.dataset.live = "0";
+      if (event.code === 4403) return;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 5000);
+    };
+  }
+  connect();
+  if (root.dataset.activeRun) follow(Number(root.dataset.activeRun)); // a run of it was already going
+})();
