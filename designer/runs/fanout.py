@@ -26,7 +26,8 @@ class Subscriber(Protocol):
     """What a topic hands its messages to (a websocket consumer)."""
 
     async def deliver(self, message: dict[str, Any]) -> None:
-        """Forward one group message to the client; must not raise for a closed client."""
+        """Forward one group message to the client, without waiting for it to read (Daphne buffers a
+        websocket's writes): the topic delivers to its subscribers one after the other."""
 
 
 class Topic:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -114,6 +115,7 @@ async def test_events_published_while_history_is_replayed_are_neither_lost_nor_r
         stored = await original.__get__(self, type(self))(seq)
         live4 = await sync_to_async(_store)(claim, 4, 1)
         await _publish(run.pk, live4)
+        await asyncio.sleep(0.05)  # the server's loop delivers 4 while this client is still replaying
         return stored
 
     monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", racing_replay)
@@ -174,3 +176,34 @@ async def test_many_websockets_on_one_run_share_one_layer_subscription(claimed_r
     for comm in comms:
         await comm.disconnect()
     assert not layer.groups.get(groups.run_group(run.pk))
+
+
+async def test_clients_joining_while_a_run_streams_each_see_every_event_once_in_order(claimed_run, alice):
+    run, claim = claimed_run
+    headers = await sync_to_async(_cookie)(alice)
+    total, clients = 60, []
+
+    async def join() -> None:
+        comm = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+        assert (await comm.connect())[0]
+        clients.append(comm)
+
+    joining = []
+    for first in range(1, total + 1, 3):  # a worker storing then publishing batches of 3...
+        await _publish(run.pk, await sync_to_async(_store)(claim, first, 3))
+        if first % 9 == 1:  # ...while clients keep arriving, some in the middle of a replay
+            joining.append(asyncio.ensure_future(join()))
+        await asyncio.sleep(0)
+    await asyncio.gather(*joining)
+
+    for comm in clients:
+        seqs: list[int] = []
+        synced = False
+        while len(seqs) < total or not synced:
+            message = await comm.receive_json_from(timeout=2)
+            synced = synced or message["type"] == "synced"
+            seqs += [e["seq"] for e in message.get("events", [])]
+        assert seqs == list(range(1, total + 1))
+        assert await comm.receive_nothing(timeout=0.05)  # and nothing twice
+        await comm.disconnect()
+    assert len(clients) == 7
