@@ -117,8 +117,9 @@ def project_graph(request: HttpRequest, team: str, project: str) -> JsonResponse
 
 
 def _graph_response(request: HtmxHttpRequest, project: Project, **extra: object) -> HttpResponse:
-    if request.htmx:
-        return render(request, "designer/_project_graph.html", _project_context(request, project, **extra))
+    if request.htmx:  # the graph, and the pipelines table's "needs" column out of band
+        context = _project_context(request, project, oob_table=True, **extra)
+        return render(request, "designer/_project_graph.html", context)
     for key in ("notice", "graph_error"):
         if extra.get(key):
             (messages.error if key == "graph_error" else messages.success)(request, str(extra[key]))

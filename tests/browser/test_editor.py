@@ -154,6 +154,7 @@ def test_project_graph_edges_and_cycles(logged_in_page: Page, live_server_url, b
     page.select_option("#needs-form select[name=needs]", "b")
     page.click("#needs-form button")
     page.wait_for_function("window.pipedeckGraph && pipedeckGraph.edges().length === 2")
+    expect(page.locator("#pipeline-table tr", has_text="c").locator("td").nth(2)).to_have_text("b")
     page.select_option("#needs-form select[name=pipeline]", "a")
     page.select_option("#needs-form select[name=needs]", "c")
     page.click("#needs-form button")

@@ -82,6 +82,9 @@ def test_adding_and_removing_a_needs_edge(alice_client, project):
     assert response.status_code == 200 and b"<html" not in response.content
     b.refresh_from_db()
     assert b.needs == ["a"] and b.is_valid
+    body = response.content.decode()  # the pipelines table's "needs" column follows, out of band
+    assert '<table class="pipelines" id="pipeline-table" hx-swap-oob="true">' in body
+    assert "<td>a</td>" in body
     alice_client.post(
         purl(project, "designer-project-needs"), {"pipeline": "b", "needs": "a", "action": "remove"}, **HX
     )
