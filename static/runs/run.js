@@ -62,6 +62,8 @@
       if (!phase) return null;
       el = document.createElement("li");
       el.className = "run-step state-queued";
+      el.tabIndex = 0;
+      el.title = "Show this step's log lines";
       Object.assign(el.dataset, { pipeline: ev.pipeline, phase: ev.phase, step: ev.step, state: "queued" });
       el.innerHTML = '<span class="step-id"></span><span class="step-plugin"></span><span class="step-state">queued</span>' +
         '<span class="step-stats muted"><span class="step-rows"></span> <span class="step-duration"></span></span>' +
@@ -73,12 +75,44 @@
     return el;
   }
 
+  // -- log pane: every step's lines; clicking a step box shows only that step's -------------------
+  let logFilter = null;
   function log(ev) {
-    const line = `${new Date(ev.ts * 1000).toISOString().slice(11, 23)} ${ev.level.padEnd(7)} ${ev.pipeline}.${ev.phase}.${ev.step}: ${ev.message}\n`;
+    const source = `${ev.pipeline}.${ev.phase}.${ev.step}`;
+    const line = document.createElement("span");
+    line.className = "log-line";
+    line.dataset.source = source;
+    line.textContent = `${new Date(ev.ts * 1000).toISOString().slice(11, 23)} ${ev.level.padEnd(7)} ${source}: ${ev.message}\n`;
+    line.hidden = logFilter !== null && logFilter !== source;
     const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
     logEl.append(line);
     if (atBottom) logEl.scrollTop = logEl.scrollHeight;
   }
+  function filterLog(source) {
+    logFilter = source;
+    for (const line of logEl.children) line.hidden = source !== null && line.dataset.source !== source;
+    for (const box of document.querySelectorAll(".run-step")) {
+      box.classList.toggle("selected", source !== null && stepSource(box) === source);
+    }
+    const chip = document.getElementById("log-filter");
+    chip.hidden = source === null;
+    chip.querySelector("strong").textContent = source || "";
+  }
+  function stepSource(box) {
+    return `${box.dataset.pipeline}.${box.dataset.phase}.${box.dataset.step}`;
+  }
+  document.addEventListener("click", (event) => {
+    const box = event.target.closest(".run-step");
+    if (box) filterLog(logFilter === stepSource(box) ? null : stepSource(box));
+  });
+  document.addEventListener("keydown", (event) => {
+    const box = event.target.closest && event.target.closest(".run-step");
+    if (box && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      box.click();
+    }
+  });
+  document.getElementById("log-show-all").addEventListener("click", () => filterLog(null));
 
   function apply(ev) {
     switch (ev.kind) {

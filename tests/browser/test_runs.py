@@ -65,6 +65,15 @@ def test_a_run_started_from_the_editor_shows_steps_going_from_running_to_succeed
     with page.expect_request(re.compile(rf".*/runs/\d+/events/\?after={last}$")):
         page.evaluate("(gap) => window.pipedeckRun.receive([gap])", gap)
     expect(page.locator("#log")).to_contain_text("after the gap")
+
+    page.click('.run-step[data-step="sink"]')  # the log pane shows only that step's lines
+    expect(page.locator("#log-filter")).to_contain_text("orders.load.sink")
+    expect(page.locator("#log .log-line:not([hidden])")).to_have_count(0)
+    page.click('.run-step[data-step="wait"]')
+    expect(page.locator("#log .log-line:not([hidden])")).to_have_count(2)
+    page.click("#log-show-all")
+    expect(page.locator("#log-filter")).to_be_hidden()
+    expect(page.locator('.run-step[data-step="wait"]')).not_to_have_class(re.compile("selected"))
     page.screenshot(path=str(artifacts_dir / "run-detail.png"), full_page=True)
 
     page.goto(f"{live_server_url}/p/lab/demo/orders/")  # the editor marks the step's latest state
