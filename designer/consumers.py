@@ -52,7 +52,15 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.last_sent = _after(self.scope)
         self.live, self.pending = False, []
         await fanout.local(self.channel_layer).subscribe(self.group, self)
-        await self.accept()
+        try:
+            await self.accept()
+            await self._replay()
+        except BaseException:  # disconnect() is not called when connect() fails
+            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
+            raise
+
+    async def _replay(self) -> None:
+        """Stored history after ``last_sent``, then what was delivered meanwhile; then live."""
         while True:
             page = await self._stored_after(self.last_sent)
             if page:

@@ -37,7 +37,8 @@ class Topic:
         self.layer = layer
         self.group = group
         self.channel = ""
-        self.subscribers: dict[Subscriber, None] = {}  # an ordered set
+        # An ordered set that forgets a consumer Channels dropped without its disconnect() having run.
+        self.subscribers: weakref.WeakKeyDictionary[Subscriber, None] = weakref.WeakKeyDictionary()
         self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.left = False

@@ -207,3 +207,19 @@ async def test_clients_joining_while_a_run_streams_each_see_every_event_once_in_
         assert await comm.receive_nothing(timeout=0.05)  # and nothing twice
         await comm.disconnect()
     assert len(clients) == 7
+
+
+async def test_a_replay_that_fails_leaves_no_subscription_behind(claimed_run, alice, monkeypatch):
+    run, _ = claimed_run
+
+    async def broken_history(self, seq):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", broken_history)
+    comm = WebsocketCommunicator(
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(alice)
+    )
+    await comm.connect()
+    with pytest.raises(RuntimeError, match="database unavailable"):
+        await comm.wait()
+    assert not get_channel_layer().groups.get(groups.run_group(run.pk))

@@ -184,3 +184,19 @@ async def test_a_second_subscriber_waits_until_the_group_is_joined() -> None:
     await layer.group_send("pipedeck.run.9", _batch(9, 1, 1))
     await joining
     await _until(lambda: len(second.got) == 1 and len(first.got) == 1)
+
+
+async def test_a_subscriber_dropped_without_unsubscribing_is_forgotten() -> None:
+    import gc
+
+    layer = LocalChannelLayer()
+    hub = fanout.Fanout(layer)
+    kept, dropped = _Recorder(), _Recorder()
+    await hub.subscribe("pipedeck.run.5", kept)
+    await hub.subscribe("pipedeck.run.5", dropped)
+    del dropped  # a consumer whose instance Channels discarded before its disconnect() ran
+    gc.collect()
+
+    assert len(hub.topics["pipedeck.run.5"].subscribers) == 1
+    await layer.group_send("pipedeck.run.5", _batch(5, 1, 1))
+    await _until(lambda: len(kept.got) == 1)
