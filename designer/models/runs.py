@@ -82,6 +82,12 @@ class Run(models.Model):
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
+    @property
+    def pipeline_names(self) -> list[str]:
+        """The pipelines this run executes: those chosen, else every pipeline of its snapshot."""
+        chosen: list[str] = self.pipelines
+        return chosen or sorted((self.spec or {}).get("pipelines", {}))
+
     def summary(self) -> dict[str, Any]:
         """The JSON the dashboard shows for a run (sent over the team's websocket group too)."""
         return {
@@ -89,7 +95,7 @@ class Run(models.Model):
             "state": self.state,
             "project": self.project.name if self.project_id else "",
             "project_slug": self.project.slug if self.project_id else "",
-            "pipelines": self.pipelines or sorted((self.spec or {}).get("pipelines", {})),
+            "pipelines": self.pipeline_names,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

@@ -58,7 +58,7 @@ def active_run_id(pipeline: Any) -> int | None:
         project_id=pipeline.project_id, state__in=(RunState.QUEUED, RunState.RUNNING)
     ).order_by("-created_at", "-pk")
     for run in runs.only("pk", "pipelines", "spec")[:20]:
-        if pipeline.name in (run.pipelines or (run.spec or {}).get("pipelines", {})):
+        if pipeline.name in run.pipeline_names:
             return int(run.pk)
     return None
 
