@@ -32,11 +32,27 @@ def _after(scope: Mapping[str, Any]) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
-class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+class _GroupListener(AsyncJsonWebsocketConsumer):
+    """A websocket fed by its process's ``runs.fanout`` topic of ``group``, once it has subscribed."""
+
+    # No layer channel (and receive task) per websocket, which Channels makes for the default alias: the
+    # topic has the one channel. (An alias that names no layer gives none; types-channels wants a str.)
+    channel_layer_alias = None  # type: ignore[assignment]
+    group: str
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """One message of ``group`` (``fanout.Subscriber``)."""
+        raise NotImplementedError
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await fanout.local().unsubscribe(self.group, self)
+
+
+class RunEventsConsumer(_GroupListener):
     """Sends ``{"type": "events", "events": [{seq, kind, ts, ...}]}``: stored history, then live."""
 
     run_id: int
-    group: str
     last_sent: int
     live: bool
     pending: list[dict[str, Any]]
@@ -51,12 +67,12 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         self.group = groups.run_group(self.run_id)
         self.last_sent = _after(self.scope)
         self.live, self.pending = False, []
-        await fanout.local(self.channel_layer).subscribe(self.group, self)
+        await fanout.local().subscribe(self.group, self)
         try:
             await self.accept()
             await self._replay()
         except BaseException:  # disconnect() is not called when connect() fails
-            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
+            await fanout.local().unsubscribe(self.group, self)
             raise
 
     async def _replay(self) -> None:
@@ -71,10 +87,6 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         while self.pending:  # delivered during the replay
             await self._forward(self.pending.pop(0))
         self.live = True  # (no await since the last check: nothing can slip in between)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A batch of live events (``groups.run_events_message``) from the run's topic."""
@@ -108,10 +120,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         return [row.as_message() for row in rows]
 
 
-class TeamRunsConsumer(AsyncJsonWebsocketConsumer):
+class TeamRunsConsumer(_GroupListener):
     """Sends ``{"type": "run", "run": {...}}`` whenever a run of the team is queued or changes state."""
-
-    group: str
 
     async def connect(self) -> None:
         remember_server_loop()
@@ -123,11 +133,7 @@ class TeamRunsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.accept()
         self.group = groups.team_runs_group(team_id)
-        await fanout.local(self.channel_layer).subscribe(self.group, self)
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await fanout.local(self.channel_layer).unsubscribe(self.group, self)
+        await fanout.local().subscribe(self.group, self)
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A run was queued or changed state (``groups.RUN_UPDATE``) in the team's topic."""

@@ -16,6 +16,8 @@ import logging
 import weakref
 from typing import Any, Protocol
 
+from channels.layers import get_channel_layer
+
 log = logging.getLogger(__name__)
 
 #: seconds before the topic receives again after the layer failed (Redis down, say)
@@ -123,8 +125,10 @@ class Fanout:
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = weakref.WeakKeyDictionary()
 
 
-def local(layer: Any) -> Fanout:
-    """This event loop's fan-out for ``layer`` (a new one when the layer was replaced, as tests do)."""
+def local() -> Fanout:
+    """This event loop's fan-out on the default channel layer (a new one when the layer was replaced,
+    as tests do)."""
+    layer = get_channel_layer()
     loop = asyncio.get_running_loop()
     fanout = _fanouts.get(loop)
     if fanout is None or fanout.layer is not layer:

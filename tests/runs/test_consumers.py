@@ -167,6 +167,7 @@ async def test_many_websockets_on_one_run_share_one_layer_subscription(claimed_r
         assert await _receive_seqs(comm) == []
     layer = get_channel_layer()
     assert len(layer.groups[groups.run_group(run.pk)]) == 1
+    assert len(layer.channels) == 1  # the topic's: no websocket waits on a layer channel of its own
 
     await _publish(run.pk, await sync_to_async(_store)(claim, 1, 2))
     for comm in comms:
