@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.servers import free_port, start_daphne
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,12 +79,6 @@ def _reachable(host: str, port: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cluster:
@@ -151,23 +147,8 @@ class Cluster:
         )
 
     def start_daphne(self) -> None:
-        self.port = _free_port()
-        self.daphne = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "designer.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.port = free_port()
+        self.daphne = start_daphne(self.port, self.env)
         deadline = time.monotonic() + 30
         while not _reachable("127.0.0.1", self.port):
             assert time.monotonic() < deadline, "daphne did not start"

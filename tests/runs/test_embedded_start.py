@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection
 
 from designer.models import Run
 from designer.runs.launch import start_run
+from tests.servers import free_port, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the embedded default is SQLite")
@@ -35,22 +25,7 @@ def test_a_run_queued_before_the_server_started_runs_without_any_request(sleep_p
         "PIPEDECK_SQLITE_WAL": "false",
         "PIPEDECK_INPROCESS_WORKER": "true",
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(_free_port()),
-            "designer.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = start_daphne(free_port(), env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while not Run.objects.get(pk=run.pk).finished:
