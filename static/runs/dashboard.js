@@ -1,7 +1,6 @@
 // Runs dashboard: the team's websocket pushes {type: "run", run: {...}} when a run is queued or changes state.
 (function () {
   "use strict";
-  let retryMs = 250;
 
   // "Start a run": the pipeline choice lists the chosen project's pipelines only.
   function limitPipelines() {
@@ -67,22 +66,8 @@
     }
   }
 
-  function connect() {
-    const list = document.getElementById("run-list");
-    if (!list) return;
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/teams/${list.dataset.team}/runs/`);
-    socket.onopen = () => { retryMs = 250; document.body.dataset.runsLive = "1"; };
-    socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      if (data.type === "run") update(data.run);
-    };
-    socket.onclose = (event) => {
-      document.body.dataset.runsLive = "0";
-      if (event.code === 4403) return;
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 5000);
-    };
+  const list = document.getElementById("run-list");
+  if (list) {
+    window.pipedeckTeamRuns(list.dataset.team, update, (live) => { document.body.dataset.runsLive = live ? "1" : "0"; });
   }
-  connect();
 })();

@@ -7,7 +7,7 @@
   if (!root) return;
   const { team, project, pipeline } = root.dataset;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  let following = null, runSocket = null, retryMs = 250;
+  let following = null, runSocket = null;
 
   function cards(phase, stepId) {
     const id = CSS.escape(stepId);
@@ -58,22 +58,9 @@
     };
   }
 
-  function connect() {
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/teams/${team}/runs/`);
-    socket.onopen = () => { retryMs = 250; root.dataset.live = "1"; };
-    socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      const run = data.type === "run" ? data.run : null;
-      if (!run || run.project_slug !== project || !(run.pipelines || []).includes(pipeline)) return;
-      if (run.state === "queued" || run.state === "running") follow(run.id);
-    };
-    socket.onclose = (event) => {
-      root.dataset.live = "0";
-      if (event.code === 4403) return;
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 5000);
-    };
-  }
-  connect();
+  window.pipedeckTeamRuns(team, (run) => {
+    if (run.project_slug !== project || !(run.pipelines || []).includes(pipeline)) return;
+    if (run.state === "queued" || run.state === "running") follow(run.id);
+  }, (live) => { root.dataset.live = live ? "1" : "0"; });
   if (root.dataset.activeRun) follow(Number(root.dataset.activeRun)); // a run of it was already going
 })();
