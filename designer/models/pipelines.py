@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from designer.models.teams import Team
 
@@ -68,6 +69,14 @@ class Pipeline(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def editor_url(self) -> str:
+        """The pipeline's page in the editor."""
+        project = self.project
+        return reverse(
+            "designer-editor",
+            kwargs={"team": project.team.slug, "project": project.slug, "pipeline": self.name},
+        )
 
     @property
     def needs(self) -> list[str]:

@@ -8,27 +8,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity, library
 from designer.access import can, get_pipeline_for, get_project_for, get_team_for
-from designer.models import Pipeline, Project, Role
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False))
-
-
-def _redirect(request: HttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if _is_htmx(request) else redirect(url)
-
-
-def _editor_url(pipeline: Pipeline) -> str:
-    project = pipeline.project
-    return reverse(
-        "designer-editor",
-        kwargs={"team": project.team.slug, "project": project.slug, "pipeline": pipeline.name},
-    )
+from designer.models import Project, Role
+from designer.views import go_to, is_htmx
 
 
 @login_required
@@ -48,7 +32,7 @@ def library_page(request: HttpRequest, team: str) -> HttpResponse:
         "team_projects": list(Project.objects.filter(team=obj).order_by("name")),
     }
     template = "teams/library.html"
-    if _is_htmx(request) and request.headers.get("HX-Target") == "library-results":
+    if is_htmx(request) and request.headers.get("HX-Target") == "library-results":
         template += "#results"
     return render(request, template, context)
 
@@ -66,9 +50,9 @@ def pipeline_template(request: HttpRequest, team: str, project: str, pipeline: s
         "marked_template" if wanted else "unmarked_template",
         obj,
         object_type="pipeline",
-        url=_editor_url(obj),
+        url=obj.editor_url(),
     )
-    if _is_htmx(request):
+    if is_htmx(request):
         return render(
             request,
             "teams/_template_toggle.html",
@@ -89,7 +73,7 @@ def template_use(request: HttpRequest, team: str, project: str, pipeline: str) -
     if request.method == "POST":
         target = get_project_for(request, team, request.POST.get("project", ""), Role.EDITOR)
         created = library.use_template(template, target, request.user)
-        url = _editor_url(created)
+        url = created.editor_url()
         activity.record(
             target.team,
             request.user,
@@ -100,7 +84,7 @@ def template_use(request: HttpRequest, team: str, project: str, pipeline: str) -
             detail=f"from template {template.name}",
         )
         messages.success(request, f"Created {created.name} in {target.name} from template {template.name}.")
-        return _redirect(request, url)
+        return go_to(request, url)
     return render(
         request,
         "teams/use_template.html",
@@ -118,7 +102,7 @@ def pipeline_copy(request: HttpRequest, team: str, project: str, pipeline: str) 
         target_team, _, target_project = request.POST.get("target", "").partition("/")
         target = get_project_for(request, target_team, target_project, Role.EDITOR)
         created = library.copy_to_team(source, target, request.user)
-        url = _editor_url(created)
+        url = created.editor_url()
         detail = f"from {source.project.team.name} / {source.project.name}"
         activity.record(
             target.team, request.user, "copied", created, object_type="pipeline", url=url, detail=detail
@@ -126,7 +110,7 @@ def pipeline_copy(request: HttpRequest, team: str, project: str, pipeline: str) 
         messages.success(
             request, f"Copied {source.name} to {target.team.name} / {target.name} as {created.name}."
         )
-        return _redirect(request, url)
+        return go_to(request, url)
     return render(
         request,
         "teams/copy_pipeline.html",

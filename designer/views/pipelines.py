@@ -12,18 +12,10 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity
 from designer.access import get_pipeline_for, get_project_for
-from designer.models import Pipeline, Role
+from designer.models import Role
 from designer.services import pipelines as service
-from designer.views import HtmxHttpRequest
+from designer.views import HtmxHttpRequest, go_to
 from designer.views.editor import _changed
-
-
-def _editor_url(pipeline: Pipeline) -> str:
-    project = pipeline.project
-    return reverse(
-        "designer-editor",
-        kwargs={"team": project.team.slug, "project": project.slug, "pipeline": pipeline.name},
-    )
 
 
 @login_required
@@ -42,8 +34,7 @@ def pipeline_create(request: HtmxHttpRequest, team: str, project: str) -> HttpRe
     except service.PipelineError as exc:
         messages.error(request, str(exc))
         return redirect("designer-project", team=team, project=project)
-    url = _editor_url(pipeline)
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return go_to(request, pipeline.editor_url())
 
 
 def _version_numbers(request: HttpRequest, key: str) -> int | None:
@@ -92,11 +83,11 @@ def restore(request: HtmxHttpRequest, number: int, **kw: str) -> HttpResponse:
         if request.htmx:
             return _changed(request, pipeline, notice=str(exc), notice_kind="error")
         messages.error(request, str(exc))
-        return redirect(_editor_url(pipeline))
+        return redirect(pipeline.editor_url())
     if request.htmx:
-        return HttpResponseClientRedirect(_editor_url(pipeline))
+        return HttpResponseClientRedirect(pipeline.editor_url())
     messages.success(request, f"Restored version {number} as version {version.number}")
-    return redirect(_editor_url(pipeline))
+    return redirect(pipeline.editor_url())
 
 
 @login_required
@@ -124,5 +115,6 @@ def pipeline_delete(request: HtmxHttpRequest, **kw: str) -> HttpResponse:
         object_name=f"{project.name} / {kw['pipeline']}",
     )
     messages.success(request, f"Deleted pipeline {kw['pipeline']}")
-    url = reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return go_to(
+        request, reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
+    )

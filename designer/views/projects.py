@@ -60,27 +60,15 @@ def project_create(request: HttpRequest, team: str) -> HttpResponse:
 
 def _graph(project: Project) -> dict[str, Any]:
     pipelines = list(project.pipelines.all())
-    urls = {
-        p.name: reverse(
-            "designer-editor", kwargs={"team": project.team.slug, "project": project.slug, "pipeline": p.name}
-        )
-        for p in pipelines
-    }
+    urls = {p.name: p.editor_url() for p in pipelines}
     return layout({p.name: p.needs for p in pipelines}, {p.name: p.is_valid for p in pipelines}, urls)
 
 
-def _graph_data(project: Project, pipelines: list[Pipeline]) -> dict[str, list[dict[str, object]]]:
+def _graph_data(pipelines: list[Pipeline]) -> dict[str, list[dict[str, object]]]:
     """Nodes and edges for the client-side graph (``source`` runs before ``target``)."""
-    kwargs = {"team": project.team.slug, "project": project.slug}
     return {
         "nodes": [
-            {
-                "id": p.name,
-                "valid": p.is_valid,
-                "type": p.type,
-                "url": reverse("designer-editor", kwargs={**kwargs, "pipeline": p.name}),
-            }
-            for p in pipelines
+            {"id": p.name, "valid": p.is_valid, "type": p.type, "url": p.editor_url()} for p in pipelines
         ],
         "edges": [{"source": need, "target": p.name} for p in pipelines for need in p.needs],
     }
@@ -89,7 +77,7 @@ def _graph_data(project: Project, pipelines: list[Pipeline]) -> dict[str, list[d
 def _project_context(request: HttpRequest, project: Project, **extra: object) -> dict[str, object]:
     pipelines = list(project.pipelines.all().order_by("name"))
     return {
-        "graph_data": _graph_data(project, pipelines),
+        "graph_data": _graph_data(pipelines),
         "project": project,
         "team": project.team,
         "pipelines": pipelines,
@@ -113,7 +101,7 @@ def project_detail(request: HttpRequest, team: str, project: str) -> HttpRespons
 def project_graph(request: HttpRequest, team: str, project: str) -> JsonResponse:
     """The needs graph as JSON: nodes and edges (``source`` runs before ``target``)."""
     the_project = get_project_for(request, team, project)
-    return JsonResponse(_graph_data(the_project, list(the_project.pipelines.all().order_by("name"))))
+    return JsonResponse(_graph_data(list(the_project.pipelines.all().order_by("name"))))
 
 
 def _graph_response(request: HtmxHttpRequest, project: Project, **extra: object) -> HttpResponse:

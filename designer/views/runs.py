@@ -10,7 +10,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity
 from designer.access import can, get_project_for, get_team_for
@@ -18,7 +17,7 @@ from designer.models import Project, Role, Run, RunEvent
 from designer.runs import dashboard, launch
 from designer.runs.launch import RunRefused
 from designer.variables import parse_value
-from designer.views import HtmxHttpRequest
+from designer.views import HtmxHttpRequest, go_to
 
 EVENTS_PAGE = 1000
 
@@ -45,10 +44,6 @@ def parse_overrides(text: str) -> dict[str, Any]:
     return overrides
 
 
-def _go(request: HtmxHttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
 def _refused(request: HtmxHttpRequest, reason: str, back: str) -> HttpResponse:
     if request.htmx:
         response = render(request, "runs/_refused.html", {"reason": reason})
@@ -66,7 +61,7 @@ def _start(request: HtmxHttpRequest, project: Project, back: str) -> HttpRespons
         run = launch.start_run(project, request.user, [pipeline] if pipeline else None, overrides)
     except RunRefused as exc:
         return _refused(request, str(exc), back)
-    return _go(request, reverse("designer-run", args=[run.pk]))
+    return go_to(request, reverse("designer-run", args=[run.pk]))
 
 
 @login_required
@@ -149,7 +144,7 @@ def run_rerun(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         new = launch.rerun(run, request.user, only_failed=request.POST.get("only_failed") == "1")
     except RunRefused as exc:
         return _refused(request, str(exc), reverse("designer-run", args=[run.pk]))
-    return _go(request, reverse("designer-run", args=[new.pk]))
+    return go_to(request, reverse("designer-run", args=[new.pk]))
 
 
 @login_required

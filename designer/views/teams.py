@@ -11,17 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from designer import activity, members, secrets_store, variables
 from designer.access import get_project_for, get_team_for, membership_for
 from designer.models import Membership, Project, Role, Secret, Team
+from designer.views import go_to, is_htmx
 
 SETTINGS_TEMPLATE = "teams/settings.html"
-
-
-def _is_htmx(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False))
 
 
 def _settings_context(request: HttpRequest, team: Team, **extra: Any) -> dict[str, Any]:
@@ -53,7 +49,7 @@ def _section(
     request: HttpRequest, team: Team, section: str, error: str = "", notice: str = ""
 ) -> HttpResponse:
     """The changed section as an htmx partial, or a redirect back to the settings page with a message."""
-    if _is_htmx(request):
+    if is_htmx(request):
         context = _settings_context(request, team, **{f"{section}_error": error, f"{section}_notice": notice})
         return render(request, f"{SETTINGS_TEMPLATE}#{section}", context)
     if error:
@@ -104,11 +100,7 @@ def team_delete(request: HttpRequest, team: str) -> HttpResponse:
     name = obj.name
     obj.delete()
     messages.success(request, f"Team {name} and everything in it were deleted.")
-    return _redirect_to(request, reverse("designer-teams"))
-
-
-def _redirect_to(request: HttpRequest, url: str) -> HttpResponse:
-    return HttpResponseClientRedirect(url) if _is_htmx(request) else redirect(url)
+    return go_to(request, reverse("designer-teams"))
 
 
 @login_required
@@ -168,7 +160,7 @@ def member_remove(request: HttpRequest, team: str, member: int) -> HttpResponse:
     activity.record(obj, request.user, "removed_member", object_type="user", object_name=name)
     if membership.user_id == request.user.pk:
         messages.success(request, f"You left {obj.name}.")
-        return _redirect_to(request, reverse("designer-teams"))
+        return go_to(request, reverse("designer-teams"))
     return _section(request, obj, "members", notice=f"{name} removed.")
 
 
@@ -254,7 +246,7 @@ def _project_variables_response(
         "notice": notice,
     }
     template = "teams/project_variables.html"
-    return render(request, template + "#table" if _is_htmx(request) else template, context)
+    return render(request, template + "#table" if is_htmx(request) else template, context)
 
 
 @login_required
@@ -302,4 +294,4 @@ def team_activity(request: HttpRequest, team: str) -> HttpResponse:
     obj = get_team_for(request, team)
     template = "teams/activity.html"
     context = {"team": obj, "events": activity.feed(obj, limit=200)}
-    return render(request, template + "#feed" if _is_htmx(request) else template, context)
+    return render(request, template + "#feed" if is_htmx(request) else template, context)
