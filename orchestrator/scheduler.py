@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.control import RunControl
+from orchestrator.egress import EgressPolicy
 from orchestrator.engine import PipelineOutcome, PipelineRun, RunEnv
 from orchestrator.events import EventSink, PipelineFinished, RunFinished, RunStarted, Status
 from orchestrator.logs import EventBus
@@ -178,12 +179,14 @@ async def run_project(
     data_root: Path | None = None,
     registry: PluginRegistry = default_registry,
     control: RunControl | None = None,
+    network: EgressPolicy | None = None,
 ) -> RunResult:
     """Run the project's pipelines (or ``only`` those) and report every event to ``sinks``.
 
     ``variables`` override the project's (values already typed); ``env`` defaults to ``os.environ``;
     ``secrets`` defaults to the environment-backed resolver of the project's secrets document;
-    ``data_root`` defaults to $PIPEDECK_DATA_ROOT, else the working directory.
+    ``data_root`` defaults to $PIPEDECK_DATA_ROOT, else the working directory; ``network`` (where steps
+    may connect) defaults to no restriction.
     """
     names = select_pipelines(project, only)
     env = os.environ if env is None else env
@@ -200,6 +203,7 @@ async def run_project(
         secret_names=tuple(project.secrets),
         data_root=data_root or Path(env.get(DATA_ROOT_ENV) or Path.cwd()),
         redactor=redactor,
+        network=network or EgressPolicy.open(),
     )
     scheduler = _Scheduler(project, names, run_env, control)
     started = time.perf_counter()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import ValidationError
 
+from orchestrator.egress import EgressPolicy
 from orchestrator.events import StepProgress
 from orchestrator.logs import EventBus, step_logger
 from orchestrator.plugins.base import Frame, Plugin, PluginError, PluginKind, StepContext, row_count
@@ -39,6 +40,7 @@ class RunEnv:
     secret_names: tuple[str, ...] = ()
     data_root: Path = field(default_factory=Path.cwd)
     redactor: Redactor = field(default_factory=Redactor)
+    network: EgressPolicy = field(default_factory=EgressPolicy.open)
 
     def redact(self, text: str) -> str:
         """``text`` without any secret value resolved so far in this run."""
@@ -66,6 +68,7 @@ class EngineStepContext(StepContext):
             plugin=step.plugin,
             data_root=env.data_root,
             secrets=env.secrets_view,
+            network=env.network,
             _logger=None,
             _bus=bus,
         )

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.egress import EgressPolicy
+
 #: What flows between steps: an eager table, or a lazy one where the plugin can stream.
 Frame = pl.DataFrame | pl.LazyFrame
 
@@ -55,6 +57,8 @@ class StepContext:
     data_root: Path = field(default_factory=Path.cwd)
     secrets: Mapping[str, str] = field(default_factory=dict)
     on_progress: Callable[[int, int | None], None] = field(default=lambda rows, total: None, repr=False)
+    #: where the step may connect (HTTP hosts, database servers)
+    network: EgressPolicy = field(default_factory=EgressPolicy.open)
 
     def progress(self, rows: int, total: int | None = None) -> None:
         """Report rows handled so far (and the total when known): becomes a progress event."""
