@@ -31,6 +31,7 @@ VERB_LABELS: dict[str, str] = {
     "deleted_secret": "deleted secret",
     "set_variable": "set variable",
     "deleted_variable": "deleted variable",
+    "set_run_limits": "changed the run limits of",
 }
 
 

@@ -1,4 +1,4 @@
-"""The demo project: a team, a user and three pipelines (ETL, ELT, ETLT) over the bundled files in data/."""
+"""The demo project: a team, a user and three pipelines (ETL, ELT, ETLT) over the files in examples/data/."""
 
 from __future__ import annotations
 
@@ -105,15 +105,16 @@ DEMO_PIPELINES: dict[str, dict[str, Any]] = {
 }
 
 
-BUNDLED = Path(__file__).resolve().parent.parent / "data"
+BUNDLED = Path(__file__).resolve().parent.parent / "examples" / "data"
 DEMO_FILES = ("orders.csv", "customers.csv")
 
 
 def build_source_db(data_root: Path) -> Path:
-    """Put the demo files in the data root and (re)build ``demo.sqlite3`` (table ``customers``) there."""
+    """Copy the bundled demo files into ``data_root`` (the demo team's) and (re)build ``demo.sqlite3``
+    (table ``customers``) there."""
     data_root.mkdir(parents=True, exist_ok=True)
     (data_root / "out").mkdir(exist_ok=True)
-    for name in DEMO_FILES:  # a data root elsewhere (PIPEDECK_DATA_ROOT) gets copies of the bundled files
+    for name in DEMO_FILES:
         if not (data_root / name).exists():
             shutil.copyfile(BUNDLED / name, data_root / name)
     target = data_root / "demo.sqlite3"

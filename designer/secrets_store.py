@@ -19,7 +19,7 @@ from designer.models import Secret, Team
 from designer.models.library import identifier_validator
 from orchestrator.resolve import ResolveError, secret_key
 
-SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+SECRET_REF = re.compile(r"\$\{\{\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)(?:\.[\w.-]+)?\s*\}\}")
 MAX_SECRET_LENGTH = 64 * 1024
 
 

@@ -247,3 +247,33 @@ if envstr("PIPEDECK_TEST_DB"):
 # Step log lines are stored as run events (shown on the run page), so they are not echoed to the console.
 LOGGING["loggers"]["pipedeck.step"] = {"handlers": [], "level": "WARNING", "propagate": False}
 # ---- end runs ----
+
+
+# ---- run isolation: what a run is given (README, "Security model") ----
+def envlist(name: str, default: str = "") -> list[str]:
+    """A comma-separated list setting (blank items dropped)."""
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+#: environment variables ``${{ env.X }}`` may read in runs of the web app (none by default)
+PIPEDECK_RUN_ENV_ALLOW = envlist("PIPEDECK_RUN_ENV_ALLOW")
+#: networks (CIDRs) and host names runs may reach although they are loopback, private or link-local
+PIPEDECK_EGRESS_ALLOW = envlist("PIPEDECK_EGRESS_ALLOW")
+#: extra plugin modules (dotted paths) registered besides the entry points, in the web app's runs too
+PIPEDECK_PLUGIN_MODULES = envlist("PIPEDECK_PLUGIN_MODULES")
+#: a run's limits: the default, and the most a team owner may give their team's runs
+PIPEDECK_RUN_LIMITS = {
+    "cpu_seconds": envint("PIPEDECK_RUN_CPU_SECONDS", 3600),
+    "memory_mib": envint("PIPEDECK_RUN_MEMORY_MIB", 4096),
+    "open_files": envint("PIPEDECK_RUN_OPEN_FILES", 256),
+    "wall_seconds": envint("PIPEDECK_RUN_WALL_SECONDS", 6 * 3600),
+}
+PIPEDECK_RUN_LIMITS_MAX = {
+    "cpu_seconds": envint("PIPEDECK_RUN_CPU_SECONDS_MAX", 6 * 3600),
+    "memory_mib": envint("PIPEDECK_RUN_MEMORY_MIB_MAX", 16384),
+    "open_files": envint("PIPEDECK_RUN_OPEN_FILES_MAX", 1024),
+    "wall_seconds": envint("PIPEDECK_RUN_WALL_SECONDS_MAX", 24 * 3600),
+}
+#: Polars threads per run
+PIPEDECK_RUN_THREADS = envint("PIPEDECK_RUN_THREADS", min(8, os.cpu_count() or 1))
+# ---- end run isolation ----

@@ -14,6 +14,7 @@ team_urls = [
     path("members/<int:member>/remove/", teams.member_remove, name="designer-team-member-remove"),
     path("secrets/", teams.secret_set, name="designer-team-secret-set"),
     path("secrets/<str:name>/delete/", teams.secret_delete, name="designer-team-secret-delete"),
+    path("limits/", teams.limits_set, name="designer-team-limits-set"),
     path("variables/", teams.variable_set, name="designer-team-variable-set"),
     path("variables/<str:name>/delete/", teams.variable_delete, name="designer-team-variable-delete"),
     path("activity/", teams.team_activity, name="designer-team-activity"),

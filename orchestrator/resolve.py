@@ -6,12 +6,14 @@ secret values are remembered by a ``Redactor`` so they never reach logs, events 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, quote_plus
 
 from orchestrator.yamlsafe import parse_scalar
 
@@ -94,10 +96,12 @@ class Redactor:
             self.add(value)
 
     def add(self, value: str) -> None:
-        """Remember a secret value (multi-line values are also masked line by line)."""
-        parts = {value, *(line.strip() for line in value.splitlines() if len(line.strip()) >= 4)}
+        """Remember a secret value, with the forms it may leak in: its lines, its URL-encoded and base64
+        forms, and every fragment of 4 or more characters between punctuation (``hunter2`` of
+        ``hunter2-super-secret`` would otherwise show in "column 'hunter2' not found")."""
+        parts = {p for p in secret_forms(value) if p}
         with self._lock:
-            new = {p for p in parts if p} - self._values
+            new = parts - self._values
             if new:
                 self._values |= new
                 ordered = sorted(self._values, key=len, reverse=True)  # longest first: no partial masks
@@ -124,6 +128,25 @@ class Redactor:
         return value
 
 
+#: a fragment of a secret shorter than this is not masked on its own (it would mask common words)
+MIN_FRAGMENT = 4
+_PUNCTUATION = re.compile(r"[\W_]+")
+
+
+def secret_forms(value: str) -> set[str]:
+    """The texts a redactor masks for one secret value."""
+    if not value:
+        return set()
+    forms = {value, *(line.strip() for line in value.splitlines() if len(line.strip()) >= MIN_FRAGMENT)}
+    forms |= {quote(value, safe=""), quote(value), quote_plus(value)}
+    raw = value.encode()
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms |= {text, text.rstrip("=")}
+    forms |= {part for part in _PUNCTUATION.split(value) if len(part) >= MIN_FRAGMENT}
+    return forms
+
+
 def as_text(value: Any) -> str:
     """How a variable's value reads when interpolated inside a longer string."""
     if isinstance(value, str):
@@ -145,6 +168,8 @@ class _Context:
     redactor: Redactor | None
     resolve_secrets: bool = True
     depth: int = 0
+    #: set for a field that may not hold secrets: the error a secret reference raises there
+    secrets_refused: str | None = None
 
 
 def resolve_value(
@@ -157,6 +182,38 @@ def resolve_value(
 ) -> Any:
     """Resolve every reference inside ``value``; a string that is exactly one variable keeps its type."""
     return _resolve(value, _Context(variables, env, secrets, redactor))
+
+
+def resolve_args(
+    args: Mapping[str, Any],
+    *,
+    secret_fields: Collection[str],
+    plugin: str,
+    variables: Mapping[str, Any],
+    env: Mapping[str, str],
+    secrets: SecretResolver | None,
+    redactor: Redactor | None = None,
+) -> dict[str, Any]:
+    """Resolve a step's arguments; ``${{ secrets.X }}`` only in ``secret_fields`` (directly or through a
+    variable), anywhere else a ResolveError naming the field."""
+    resolved = {}
+    for key, value in args.items():
+        refused = None if key in secret_fields else secret_refused_message(plugin, key, secret_fields)
+        resolved[key] = _resolve(value, _Context(variables, env, secrets, redactor, secrets_refused=refused))
+    return resolved
+
+
+def secret_refused_message(plugin: str, field: str, secret_fields: Collection[str]) -> str:
+    """Why a secret may not go into ``field``, and where it may."""
+    where = (
+        f"its fields {', '.join(sorted(secret_fields))} accept secrets"
+        if secret_fields
+        else "it has no field that accepts secrets"
+    )
+    return (
+        f"field '{field}' of plugin '{plugin}' does not accept secrets ({where}); "
+        "a secret may not go into expressions, queries, paths or names, where it could be read back"
+    )
 
 
 def substitute_variables(value: Any, variables: Mapping[str, Any]) -> Any:
@@ -207,6 +264,8 @@ def _lookup(ref: Reference, ctx: _Context) -> Any:
         return ctx.env[ref.name]
     if not ctx.resolve_secrets:
         return ref.text
+    if ctx.secrets_refused is not None:
+        raise ResolveError(f"secret '{ref.name}': {ctx.secrets_refused}")
     if ctx.secrets is None:
         raise ResolveError(f"secret '{ref.name}' cannot be resolved: no secret provider is configured")
     secret = ctx.secrets(ref.name, ref.key)

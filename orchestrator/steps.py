@@ -16,9 +16,17 @@ from pydantic import ValidationError
 from orchestrator.egress import EgressPolicy
 from orchestrator.events import StepProgress
 from orchestrator.logs import EventBus, step_logger
-from orchestrator.plugins.base import Frame, Plugin, PluginError, PluginKind, StepContext, row_count
+from orchestrator.plugins.base import (
+    Frame,
+    Plugin,
+    PluginError,
+    PluginKind,
+    StepContext,
+    row_count,
+    secret_fields,
+)
 from orchestrator.plugins.registry import PluginRegistry, UnknownPlugin
-from orchestrator.resolve import Redactor, ResolveError, resolve_value
+from orchestrator.resolve import Redactor, ResolveError, resolve_args
 from orchestrator.spec import StepSpec
 
 if TYPE_CHECKING:
@@ -174,8 +182,10 @@ def prepare_plugin(env: RunEnv, step: StepSpec, kind: PluginKind) -> Plugin:
     if not step.args:
         return cls()
     try:
-        args = resolve_value(
+        args = resolve_args(
             step.args,
+            secret_fields=secret_fields(cls.Args),
+            plugin=cls.name,
             variables=env.variables,
             env=env.env,
             secrets=env.secrets,

@@ -3,13 +3,21 @@ and accept their arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Loc, Problem, format_path, problems_from_validation_error, suggest
-from orchestrator.resolve import Reference, has_reference, iter_references, substitute_variables
+from orchestrator.policy import RunPolicy
+from orchestrator.resolve import (
+    Reference,
+    has_reference,
+    iter_references,
+    secret_refused_message,
+    substitute_variables,
+)
 from orchestrator.spec import PHASE_ORDER, ProjectSpec, StepSpec
 
 if TYPE_CHECKING:
@@ -30,18 +38,31 @@ SLOTS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def validate_project(spec: ProjectSpec, registry: PluginRegistry) -> list[Problem]:
-    """Every problem in ``spec`` that its pydantic model cannot see: references, plugins and their args."""
+def validate_project(
+    spec: ProjectSpec, registry: PluginRegistry, *, policy: RunPolicy | None = None
+) -> list[Problem]:
+    """Every problem in ``spec`` that its pydantic model cannot see: references, plugins and their args,
+    and what the site's ``policy`` would refuse at run time (default: the CLI's, which allows all)."""
+    policy = policy or RunPolicy()
     data = spec.model_dump(exclude={"plugins"})
-    return [*reference_problems(data, spec.variables, spec.secrets), *plugin_problems(spec, registry)]
+    return [
+        *reference_problems(data, spec.variables, spec.secrets, policy.env_allowed),
+        *plugin_problems(spec, registry, policy),
+    ]
 
 
-def reference_problems(data: Any, variables: Collection[str], secrets: Collection[str]) -> list[Problem]:
-    """Malformed references, and references to undefined variables or undeclared secrets, in ``data``."""
+def reference_problems(
+    data: Any,
+    variables: Collection[str],
+    secrets: Collection[str],
+    env_allowed: Collection[str] | None = None,
+) -> list[Problem]:
+    """Malformed references, and references to undefined variables, undeclared secrets or environment
+    variables runs may not read, in ``data``."""
     return [
         Problem(message, format_path(loc))
         for loc, text in _strings(data, ())
-        for message in _reference_messages(text, variables, secrets)
+        for message in _reference_messages(text, variables, secrets, env_allowed)
     ]
 
 
@@ -57,7 +78,9 @@ def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
             yield from _strings(item, (*loc, i))
 
 
-def _reference_messages(text: str, variables: Collection[str], secrets: Collection[str]) -> Iterator[str]:
+def _reference_messages(
+    text: str, variables: Collection[str], secrets: Collection[str], env_allowed: Collection[str] | None
+) -> Iterator[str]:
     for ref in iter_references(text):
         if not isinstance(ref, Reference):
             yield str(ref)
@@ -67,17 +90,28 @@ def _reference_messages(text: str, variables: Collection[str], secrets: Collecti
         elif ref.kind == "secrets" and ref.name not in secrets:
             hint = suggest(ref.name, secrets) or "; declare it in a 'secrets:' document before the project"
             yield f"secret '{ref.name}' is not declared{hint}"
+        elif ref.kind == "env" and env_allowed is not None and ref.name not in env_allowed:
+            allowed = ", ".join(sorted(env_allowed)) or "none"
+            yield (
+                f"environment variable '{ref.name}' is not available to runs on this site (allowed: "
+                f"{allowed}); use a variable or a team secret, or ask the operator to add it to "
+                "PIPEDECK_RUN_ENV_ALLOW"
+            )
 
 
-def plugin_problems(spec: ProjectSpec, registry: PluginRegistry) -> list[Problem]:
-    """Unknown plugins, plugins in the wrong slot, and arguments their ``Args`` model refuses."""
+def plugin_problems(
+    spec: ProjectSpec, registry: PluginRegistry, policy: RunPolicy | None = None
+) -> list[Problem]:
+    """Unknown plugins, plugins in the wrong slot, arguments their ``Args`` model refuses, and arguments
+    a run would refuse under ``policy``."""
+    policy = policy or RunPolicy()
     problems = []
     for loc, step, kind, slot in _steps(spec):
-        problems += _step_problems(loc, step, kind, slot, spec.variables, registry)
+        problems += _step_problems(loc, step, kind, slot, spec.variables, registry, policy)
     for name, secret in spec.secrets.items():
         step = StepSpec(plugin=secret.plugin, args=secret.args)
         problems += _step_problems(
-            ("secrets", name), step, "secret", "secrets need", spec.variables, registry
+            ("secrets", name), step, "secret", "secrets need", spec.variables, registry, policy
         )
     return problems
 
@@ -106,7 +140,13 @@ def _article(word: str) -> str:
 
 
 def _step_problems(
-    loc: Loc, step: StepSpec, kind: str, slot: str, variables: Mapping[str, Any], registry: PluginRegistry
+    loc: Loc,
+    step: StepSpec,
+    kind: str,
+    slot: str,
+    variables: Mapping[str, Any],
+    registry: PluginRegistry,
+    policy: RunPolicy,
 ) -> list[Problem]:
     from orchestrator.plugins.registry import UnknownPlugin
 
@@ -122,18 +162,32 @@ def _step_problems(
             f"plugin '{step.plugin}' is {_article(cls.kind.value)} plugin; {slot} {_article(kind)} plugin"
         )
         return [Problem(message, format_path((*loc, "plugin")))]
-    return args_problems(cls, step.args, variables, (*loc, "args"))
+    return args_problems(cls, step.args, variables, (*loc, "args"), policy)
 
 
 def args_problems(
-    cls: type[Plugin], args: Mapping[str, Any], variables: Mapping[str, Any], loc: Loc
+    cls: type[Plugin],
+    args: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    loc: Loc,
+    policy: RunPolicy | None = None,
 ) -> list[Problem]:
-    """Problems of ``args`` against the plugin's ``Args``, after substituting ``variables``.
+    """Problems of ``args`` against the plugin's ``Args``, after substituting ``variables``; then what a
+    run would refuse in them (secrets outside secret fields, expressions that read files, hosts the
+    network policy refuses).
 
     An argument whose value still holds an env or secret reference is not type-checked: its value is only
     known at run time.
     """
+    from orchestrator.plugins.base import secret_fields
+
     resolved = substitute_variables(dict(args), variables)
+    capable = secret_fields(cls.Args)
+    refused = [
+        Problem(secret_refused_message(cls.name, key, capable), format_path((*loc, key)))
+        for key, value in resolved.items()
+        if key not in capable and has_reference(value, ("secrets",))
+    ]
     try:
         cls.Args.model_validate(resolved)
     except ValidationError as exc:
@@ -141,8 +195,78 @@ def args_problems(
         found = problems_from_validation_error(
             exc, prefix=loc, noun="argument", allowed=_allowed_args(cls.Args)
         )
-        return [p for p, full in found if not (len(full) > len(loc) and full[len(loc)] in pending)]
-    return []
+        return refused + [p for p, full in found if not (len(full) > len(loc) and full[len(loc)] in pending)]
+    return refused + field_problems(cls, resolved, loc, policy or RunPolicy())
+
+
+def field_problems(cls: type[Plugin], args: Mapping[str, Any], loc: Loc, policy: RunPolicy) -> list[Problem]:
+    """What a run would refuse in literal argument values, by the ``format`` their ``Args`` field declares:
+    ``expression`` and Polars ``sql`` are checked by the SQL guard, ``url`` and ``dsn`` by the network
+    policy. Values that still hold a reference are checked at run time."""
+    problems = []
+    for name, info in cls.Args.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        check = _FIELD_CHECKS.get(str(extra.get("format", "")))
+        key = info.alias or name
+        if check is None or key not in args:
+            continue
+        for where, text in _literal_texts(args[key], (*loc, key)):
+            message = check(text, extra, policy)
+            if message:
+                problems.append(Problem(message, format_path(where)))
+    return problems
+
+
+def _literal_texts(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    """The strings of a field's value without references: itself, or the values of a mapping or list."""
+    if isinstance(value, str):
+        if "${{" not in value:
+            yield loc, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _literal_texts(item, (*loc, str(key)))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _literal_texts(item, (*loc, i))
+
+
+def _network_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
+    return policy.network.literal_problem(text)
+
+
+def _path_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
+    if ".." in PurePosixPath(text).parts:
+        return f"path '{text}' contains '..', which leaves the data root; give a path inside the data root"
+    return None
+
+
+def _dsn_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
+    scheme, _, rest = text.partition("://")
+    if scheme.lower() == "sqlite" and rest.startswith("/"):
+        return _path_problem(rest[1:].split("?", 1)[0], extra, policy)
+    return _network_problem(text, extra, policy)
+
+
+def _sql_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
+    from orchestrator.plugins.sqlguard import polars_sql_problem, sql_script_problem
+
+    if extra.get("format") == "sql" and extra.get("dialect") != "polars":
+        # SQL run by the destination database: only a script's statements are checked (its dialect is
+        # the DSN's, known at run time, so the rules of every dialect apply here)
+        return sql_script_problem(text) if extra.get("script") else None
+
+    functions = [str(f) for f in extra.get("functions", ())]
+    return polars_sql_problem(text, expression=extra.get("format") == "expression", extra_functions=functions)
+
+
+#: field ``format`` -> the check of one literal text of it
+_FIELD_CHECKS: dict[str, Callable[[str, Mapping[str, Any], RunPolicy], str | None]] = {
+    "url": _network_problem,
+    "dsn": _dsn_problem,
+    "path": _path_problem,
+    "expression": _sql_problem,
+    "sql": _sql_problem,
+}
 
 
 def _allowed_args(model: type[BaseModel]) -> Any:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from orchestrator.errors import Loc, Problem, SpecError, format_path, problems_from_validation_error
+from orchestrator.policy import RunPolicy
 from orchestrator.resolve import Reference, iter_references
 from orchestrator.spec import PHASE_ORDER, PipelineSpec, ProjectSpec, SecretSpec, StepSpec, check_needs
 from orchestrator.validate import plugin_problems, reference_problems
@@ -60,8 +61,12 @@ def load_project(
     source: str = "<string>",
     max_bytes: int = DEFAULT_MAX_BYTES,
     registry: PluginRegistry | None = None,
+    policy: RunPolicy | None = None,
 ) -> ProjectSpec:
-    """Parse a project file into a ProjectSpec; raises SpecError listing every problem with its location."""
+    """Parse a project file into a ProjectSpec; raises SpecError listing every problem with its location.
+
+    ``policy``: what the site's runs may use (default: the CLI's, which allows everything).
+    """
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         message = f"the file is too large: {size:,} bytes, the limit is {max_bytes:,} bytes"
@@ -80,14 +85,17 @@ def load_project(
     spec = None
     if data is not None:
         problems += reference_problems(
-            {k: v for k, v in data.items() if k != "plugins"}, data["variables"], data["secrets"]
+            {k: v for k, v in data.items() if k != "plugins"},
+            data["variables"],
+            data["secrets"],
+            policy.env_allowed if policy else None,
         )
         try:
             spec = ProjectSpec.model_validate(data)
         except ValidationError as exc:
             problems += _spec_problems(exc, data, tree)
     if spec is not None and registry is not None and not problems:
-        problems += plugin_problems(spec, registry)
+        problems += plugin_problems(spec, registry, policy)
     if problems or spec is None:
         raise SpecError(_locate(problems, tree), source)
     return spec

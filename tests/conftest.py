@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from django.test import Client
 
 from tests.factory import add_member, make_project, make_team, make_user
+
+# Runs write into their team's folder of the data root: one throwaway root per test session (the live
+# servers that tests start inherit it through the environment).
+os.environ.setdefault("PIPEDECK_DATA_ROOT", tempfile.mkdtemp(prefix="pipedeck-test-data-"))
 
 
 @pytest.fixture

@@ -31,6 +31,11 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Limits of the team's runs set by an owner (blank: the site's default), never above the site's maximum.
+    run_cpu_seconds = models.PositiveIntegerField(null=True, blank=True)
+    run_memory_mib = models.PositiveIntegerField(null=True, blank=True)
+    run_open_files = models.PositiveIntegerField(null=True, blank=True)
+    run_wall_seconds = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

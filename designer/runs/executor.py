@@ -1,5 +1,5 @@
-"""Executes one claimed run: feeds its snapshot to ``orchestrator.scheduler.run_project`` with a sink that
-stores every event (batched, numbered) and publishes it to the run's and the team's channel-layer groups.
+"""Executes one claimed run: hands its request to a child process (``designer.runs.isolation``) and stores
+every event the child sends (batched, numbered), publishing it to the run's and the team's groups.
 """
 
 from __future__ import annotations
@@ -9,17 +9,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from designer.models import Run, RunState, Team
-from designer.runs import groups, queue, records
+from designer.runs import groups, isolation, queue, records
 from designer.runs.publish import Message, publish
-from designer.secrets_store import team_secret_resolver
 from orchestrator.control import RunControl
-from orchestrator.events import Event, RunFinished, Status
-from orchestrator.scheduler import run_project
-from orchestrator.spec import ProjectSpec
+from orchestrator.events import RunFinished, Status
+from orchestrator.resolve import Redactor
+from orchestrator.sandbox import RunRequest
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +48,20 @@ class EventRecorder:
         self.db = db
         self.on_stale = on_stale
         self.stale = False
-        self.finished: RunFinished | None = None
+        #: the run_finished event, once it came
+        self.finished: dict[str, Any] | None = None
         self._pending: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, RunFinished):
+    def add(self, event: dict[str, Any]) -> None:
+        """Take one event (``Event.to_dict()``) to store and publish."""
+        if event.get("kind") == RunFinished.kind:
             self.finished = event
         if not self.stale:
-            self._pending.append(event.to_dict())
+            self._pending.append(event)
             self._wake.set()
 
     def start(self) -> None:
@@ -144,12 +144,14 @@ class EventRecorder:
 def _load(claim: queue.Claim) -> dict[str, Any]:
     run = Run.objects.select_related("team").get(pk=claim.run_id)
     records.reset_units(run.pk)
+    request = isolation.build_request(run)
     return {
-        "spec": run.spec,
-        "only": list(run.pipelines) or None,
+        "request": request,
         "team": run.team,
         "last_seq": run.last_seq,
         "cancel_requested": run.cancel_requested,
+        # the worker masks these in everything the child sends, whatever the child did with them
+        "redactor": Redactor(request.secrets.values()),
     }
 
 
@@ -157,7 +159,7 @@ def _finish(claim: queue.Claim, state: str, error: str) -> dict[str, Any] | None
     with transaction.atomic():
         if not queue.finish_run(claim, state, error):
             return None
-        records.close_units(claim.run_id)
+        records.close_units(claim.run_id, "" if state == RunState.CANCELLED else error)
     run = Run.objects.select_related("project").get(pk=claim.run_id)
     return run.summary()
 
@@ -173,41 +175,43 @@ async def run_update(db: DbCall, run_id: int) -> None:
     await publish([(groups.team_runs_group(team_id), {"type": groups.RUN_UPDATE, "run": data})])
 
 
-def _secrets(team: Team) -> Any:
-    return team_secret_resolver(team)
-
-
 async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | None:
-    """Run ``claim``'s run to the end; returns its final state, or None when the claim went stale."""
+    """Run ``claim``'s run to the end in a child process; its final state (None: the claim went stale)."""
     loaded = await db(_load, claim)
     team: Team = loaded["team"]
+    request: RunRequest = loaded["request"]
+    redactor: Redactor = loaded["redactor"]
     if loaded["cancel_requested"]:
         control.cancel()
     await run_update(db, claim.run_id)
     recorder = EventRecorder(claim, team.pk, loaded["last_seq"], db, control.cancel)
     recorder.start()
-    state: str = RunState.FAILED
-    error = ""
+
+    def record(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            recorder.add(redactor.redact_value(event))
+
     try:
-        spec = ProjectSpec.model_validate(loaded["spec"])
-        secrets = await db(_secrets, team)
-        result = await run_project(
-            spec,
-            sinks=[recorder],
-            only=loaded["only"],
-            secrets=secrets,
-            data_root=settings.PIPEDECK_DATA_ROOT,
-            control=control,
-        )
-        state, error = str(result.status), result.error or ""
+        ended = await isolation.sandbox().run(request, record, control)
     except asyncio.CancelledError:
-        # The worker is shutting down: the caller re-queues or fails the run.
+        # The worker is shutting down (the child is killed): the caller re-queues or fails the run.
         await recorder.close()
         raise
     except Exception as exc:
-        log.exception("run %s crashed", claim.run_id)
-        error = f"internal error: {exc!r}"
-        recorder(RunFinished(status=Status.FAILED, duration=0.0, error=error))
+        log.exception("run %s: its process could not run", claim.run_id)
+        ended = None
+        recorder.add(_finished(Status.FAILED, f"internal error: the run's process could not start: {exc!r}"))
+    if recorder.finished is None and ended is not None:
+        if ended.stderr.strip():
+            log.warning(
+                "run %s: its process ended early; its stderr:\n%s", claim.run_id, redactor(ended.stderr)
+            )
+        cancelled = control.cancelled and ended.stopped != "timeout"
+        status = Status.CANCELLED if cancelled else Status.FAILED
+        recorder.add(_finished(status, "cancelled" if cancelled else ended.failure(request.limits)))
+    finished = recorder.finished or {}
+    state = str(finished.get("status") or RunState.FAILED)
+    error = str(finished.get("error") or "")
     if control.cancelled and state != RunState.FAILED:
         state = RunState.CANCELLED
     await recorder.close()
@@ -218,3 +222,8 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
         return None
     await publish([(groups.team_runs_group(team.pk), {"type": groups.RUN_UPDATE, "run": summary})])
     return state
+
+
+def _finished(status: Status, error: str) -> dict[str, Any]:
+    """The run's last event, written by the worker when the child could not write it."""
+    return RunFinished(status=status, duration=0.0, error=error).to_dict()

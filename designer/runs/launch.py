@@ -127,6 +127,28 @@ def enqueue(
     return run
 
 
+def check_overrides(variables: Mapping[str, Any]) -> None:
+    """Run-time values are literal: a reference in one (``${{ env.X }}``, ``${{ secrets.X }}``...) would let
+    whoever starts a run read what only the pipeline's editors may use. Raises RunRefused."""
+    for name, value in variables.items():
+        if has_reference_text(value):
+            raise RunRefused(
+                f"The value of {name} holds '${{{{': values given when starting a run are literal, "
+                "references are not resolved. Put references in the project's variables instead."
+            )
+
+
+def has_reference_text(value: Any) -> bool:
+    """True when ``value`` (or a string inside it) holds ``${{``."""
+    if isinstance(value, str):
+        return "${{" in value
+    if isinstance(value, Mapping):
+        return any(has_reference_text(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_reference_text(v) for v in value)
+    return False
+
+
 def start_run(
     project: Project,
     user: Any,
@@ -134,6 +156,7 @@ def start_run(
     variables: Mapping[str, Any] | None = None,
 ) -> Run:
     """Queue a run of the project (or of the named pipelines). Raises RunRefused with a user-facing reason."""
+    check_overrides(variables or {})
     names = sorted(set(pipelines or []))
     spec, versions = snapshot(project, names, variables)
     return enqueue(project, spec, versions, names if names else [], variables, user)

@@ -26,7 +26,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 
-from designer.runs import executor, groups, queue, records
+from designer.runs import executor, groups, isolation, queue, records
 from designer.runs.publish import publish
 from orchestrator.control import RunControl
 
@@ -142,6 +142,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake, self._stopping = asyncio.Event(), asyncio.Event()
         _local_workers.append(self)
+        await asyncio.to_thread(isolation.sandbox().start)  # runs fork from it: start importing now
         helpers = [asyncio.create_task(self._watch()), asyncio.create_task(self._listen())]
         self.ready.set()
         last_reap = 0.0

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from designer.runs import isolation
 from orchestrator import yamlio
 from orchestrator.errors import Problem, SpecError, problems_from_validation_error
 from orchestrator.plugins.base import PluginKind
@@ -87,7 +88,7 @@ def problem_dict(problem: Problem, strip: str = "") -> dict[str, Any]:
 def _validate_project(spec: ProjectSpec) -> list[Problem]:
     from orchestrator.validate import validate_project
 
-    return list(validate_project(spec, registry))
+    return list(validate_project(spec, registry, policy=isolation.run_policy()))
 
 
 def context_spec(
@@ -205,7 +206,7 @@ def dump_project_yaml(project: ProjectSpec) -> str:
 
 def load_project_yaml(text: str | bytes, source: str = "<upload>") -> ProjectSpec:
     """Parse and fully validate a project file; raises SpecError listing every problem with its place."""
-    return yamlio.load_project(text, source=source, registry=registry)
+    return yamlio.load_project(text, source=source, registry=registry, policy=isolation.run_policy())
 
 
 _MISSING = re.compile(r"^(variable|secret) '([A-Za-z_][A-Za-z0-9_]*)' is not (?:defined|declared)")

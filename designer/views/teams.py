@@ -14,7 +14,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from designer import activity, members, secrets_store, variables
 from designer.access import get_project_for, get_team_for, membership_for
+from designer.forms import RunLimitsForm
 from designer.models import Membership, Project, Role, Secret, Team
+from designer.runs.isolation import run_limits
 from designer.views import go_to, is_htmx
 
 SETTINGS_TEMPLATE = "teams/settings.html"
@@ -41,6 +43,8 @@ def _settings_context(request: HttpRequest, team: Team, **extra: Any) -> dict[st
         "variables": [
             (name, variables.format_value(v)) for name, v in sorted(variables.team_variables(team).items())
         ],
+        "limits": run_limits(team),
+        "limits_form": RunLimitsForm(instance=team),
         **extra,
     }
 
@@ -199,6 +203,24 @@ def secret_delete(request: HttpRequest, team: str, name: str) -> HttpResponse:
         raise Http404("No such secret")
     activity.record(obj, request.user, "deleted_secret", object_type="secret", object_name=name)
     return _section(request, obj, "secrets", notice=f"Secret {name} deleted.")
+
+
+@login_required
+@require_POST
+def limits_set(request: HttpRequest, team: str) -> HttpResponse:
+    """Owner: the limits of the team's runs (blank: the site's default), within the site's maximum."""
+    obj = get_team_for(request, team, Role.OWNER)
+    form = RunLimitsForm(request.POST, instance=obj)
+    if not form.is_valid():
+        if is_htmx(request):
+            context = _settings_context(request, obj, limits_form=form, limits_error="Limits not saved.")
+            return render(request, f"{SETTINGS_TEMPLATE}#limits", context)
+        return _section(request, obj, "limits", error="Limits not saved: " + form.errors.as_text())
+    form.save()
+    activity.record(obj, request.user, "set_run_limits", object_type="team", object_name=obj.name)
+    return _section(
+        request, obj, "limits", notice="Run limits saved; they apply to runs started from now on."
+    )
 
 
 @login_required

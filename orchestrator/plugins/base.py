@@ -7,6 +7,7 @@ one call: async for extract / load / pre / post, sync for merge / transform / tr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonDict
 
 from orchestrator.egress import EgressPolicy
 
@@ -35,6 +37,21 @@ class PluginKind(StrEnum):
 
 
 ASYNC_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.LOAD, PluginKind.PRE, PluginKind.POST})
+
+
+#: ``json_schema_extra`` of an ``Args`` field that may hold ``${{ secrets.X }}`` (a DSN, a header, a token)
+SECRET_FIELD: JsonDict = {"secret": True}
+
+
+@functools.cache
+def secret_fields(args_model: type[BaseModel]) -> frozenset[str]:
+    """The fields of a plugin's ``Args`` that accept secrets: those marked with ``SECRET_FIELD``."""
+    fields = set()
+    for name, info in args_model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret") is True:
+            fields.add(info.alias or name)
+    return frozenset(fields)
 
 
 class NoArgs(BaseModel):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 import polars as pl
 
 from orchestrator.plugins.base import Frame, PluginError
+from orchestrator.plugins.sqlguard import check_polars_sql
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*(.*?)\s*\)\s*$", re.DOTALL)
@@ -60,6 +61,8 @@ def parse_expr(text: str, field: str = "expr") -> pl.Expr:
     """Parse one SQL expression (``amount > 10 AND country = 'FR'``) into a Polars expression."""
     if not text or not text.strip():
         raise PluginError(f"{field} is empty; write a SQL expression such as amount > 10")
+    # Polars SQL can call table functions that read files: only allow-listed functions get through
+    check_polars_sql(text, expression=True, field=f"{field} '{text}'")
     try:
         return pl.sql_expr(text)
     except pl.exceptions.PolarsError as exc:

@@ -9,12 +9,15 @@ from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from orchestrator.plugins.base import ExtractPlugin, Frame, LoadPlugin, StepContext
 from orchestrator.plugins.expressions import polars_errors, require_columns
 from orchestrator.plugins.paths import atomic_target, input_files, output_path
 
 _CONFIG = ConfigDict(extra="forbid")
+#: a file path in the data root: validation refuses one that leaves it
+_PATH: JsonDict = {"format": "path"}
 _PATH_HELP = "File path inside the data root; a glob (*.csv, 2024-*/orders.csv) reads every match"
 _OUT_HELP = "File path inside the data root; written to a temporary file, then renamed over the target"
 
@@ -50,7 +53,9 @@ async def _scan(
 class CsvExtractArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_PATH_HELP, examples=["orders.csv", "exports/*.csv"])
+    path: str = Field(
+        description=_PATH_HELP, examples=["orders.csv", "exports/*.csv"], json_schema_extra=_PATH
+    )
     delimiter: str = Field(
         default=",",
         min_length=1,
@@ -99,7 +104,9 @@ class CsvExtract(ExtractPlugin):
 class ParquetExtractArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_PATH_HELP, examples=["orders.parquet", "lake/orders/*.parquet"])
+    path: str = Field(
+        description=_PATH_HELP, examples=["orders.parquet", "lake/orders/*.parquet"], json_schema_extra=_PATH
+    )
 
 
 class ParquetExtract(ExtractPlugin):
@@ -116,7 +123,9 @@ class ParquetExtract(ExtractPlugin):
 class JsonExtractArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_PATH_HELP, examples=["events.json", "logs/*.ndjson"])
+    path: str = Field(
+        description=_PATH_HELP, examples=["events.json", "logs/*.ndjson"], json_schema_extra=_PATH
+    )
     lines: bool = Field(
         default=False,
         description="One JSON object per line (NDJSON) instead of one JSON array of objects",
@@ -174,7 +183,7 @@ async def _write(
 class CsvLoadArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_OUT_HELP, examples=["out/orders.csv"])
+    path: str = Field(description=_OUT_HELP, examples=["out/orders.csv"], json_schema_extra=_PATH)
     delimiter: str = Field(
         default=",", min_length=1, max_length=1, description="Field separator, one character", examples=[","]
     )
@@ -201,7 +210,7 @@ class CsvLoad(LoadPlugin):
 class ParquetLoadArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_OUT_HELP, examples=["out/orders.parquet"])
+    path: str = Field(description=_OUT_HELP, examples=["out/orders.parquet"], json_schema_extra=_PATH)
     compression: Literal["zstd", "snappy", "lz4", "gzip", "brotli", "uncompressed"] = Field(
         default="zstd",
         description="Compression codec: zstd, snappy, lz4, gzip, brotli or uncompressed",
@@ -229,7 +238,7 @@ class ParquetLoad(LoadPlugin):
 class JsonLoadArgs(BaseModel):
     model_config = _CONFIG
 
-    path: str = Field(description=_OUT_HELP, examples=["out/orders.json"])
+    path: str = Field(description=_OUT_HELP, examples=["out/orders.json"], json_schema_extra=_PATH)
     lines: bool = Field(
         default=False,
         description="One JSON object per line (NDJSON) instead of one JSON array of objects",

@@ -11,12 +11,14 @@ from pydantic.config import JsonDict
 
 from orchestrator.plugins.base import Frame, PluginError, StepContext, TransformPlugin
 from orchestrator.plugins.expressions import (
+    AGGREGATES,
     checked,
     parse_aggregate,
     parse_expr,
     polars_errors,
     require_columns,
 )
+from orchestrator.plugins.sqlguard import check_polars_sql
 
 _CONFIG = ConfigDict(extra="forbid")
 _EXPR: JsonDict = {"format": "expression"}
@@ -200,7 +202,8 @@ class AggregateArgs(BaseModel):
             "or a bare function name applied to the column of the same name, or any SQL aggregate expression"
         ),
         examples=[{"total": "sum(amount)", "orders": "count(order_id)", "avg_amount": "mean(amount)"}],
-        json_schema_extra=_EXPR,
+        # mean(x), n_unique(x)... are shortcuts run without SQL: validation allows their names
+        json_schema_extra={**_EXPR, "functions": list(AGGREGATES)},
     )
 
 
@@ -301,9 +304,13 @@ class SqlTransformArgs(BaseModel):
     model_config = _CONFIG
 
     query: str = Field(
-        description="A SQL query over the table named `data` (Polars SQL)",
+        description=(
+            "A SQL query over the table named `data` (Polars SQL): one SELECT (or WITH ... SELECT), "
+            "no other tables and no file readers such as read_csv"
+        ),
         examples=["SELECT country, sum(amount) AS total FROM data GROUP BY country"],
-        json_schema_extra={"format": "sql"},
+        # "dialect" tells validation this is Polars SQL, not SQL for a destination database
+        json_schema_extra={"format": "sql", "dialect": "polars"},
     )
 
 
@@ -316,7 +323,9 @@ class SqlTransform(TransformPlugin):
         query = self.args.query
         if not query.strip():
             raise PluginError("query is empty; write e.g. SELECT * FROM data")
+        check_polars_sql(query, expression=False, tables={"data"})
         with polars_errors(data, "query"):
-            context = pl.SQLContext(data=data)
+            # nothing but `data` is registered: no frames of the caller's scope by name
+            context = pl.SQLContext(frames={"data": data}, register_globals=False)
             result = context.execute(query, eager=isinstance(data, pl.DataFrame))
             return checked(result, data, "query")

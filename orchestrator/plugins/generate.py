@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.plugins.base import ExtractPlugin, PluginError, StepContext
 from orchestrator.plugins.expressions import parse_expr, polars_errors
+from orchestrator.plugins.sqlguard import check_polars_sql
 
+#: the functions generate_rows adds to Polars SQL (rewritten into hidden uniform columns before Polars runs)
+RANDOM_FUNCTIONS = ("random", "random_int", "random_choice")
 _RANDOM_CALL = re.compile(r"\b(random_int|random_choice|random)\s*\(", re.IGNORECASE)
 _INT = re.compile(r"^-?\d+$")
 _TWO_POW_64 = float(2**64)
@@ -40,7 +43,8 @@ class GenerateRowsArgs(BaseModel):
                 "customer_id": "random_int(1, 500)",
             }
         ],
-        json_schema_extra={"format": "expression"},
+        # validation checks these with the guard, allowing the functions generate_rows adds
+        json_schema_extra={"format": "expression", "functions": list(RANDOM_FUNCTIONS)},
     )
     seed: int | None = Field(
         default=None, description="Seed for random(): the same seed gives the same rows", examples=[42]
@@ -128,9 +132,12 @@ class _Randoms:
 def generate_frame(rows: int, columns: dict[str, str], seed: int | None = None) -> pl.LazyFrame:
     """The lazy plan of ``generate_rows``: each column may use ``i``, ``row_number`` and earlier columns."""
     randoms = _Randoms()
-    exprs = {
-        name: parse_expr(randoms.rewrite(name, text), f"column '{name}'") for name, text in columns.items()
-    }
+    exprs = {}
+    for name, text in columns.items():
+        field = f"column '{name}'"
+        if text.strip():  # the guard sees what the user wrote; parse_expr checks the rewrite again
+            check_polars_sql(text, expression=True, extra_functions=RANDOM_FUNCTIONS, field=field)
+        exprs[name] = parse_expr(randoms.rewrite(name, text), field)
     base_seed = _random_source.randbits(32) if seed is None else seed
     index = pl.int_range(0, rows, dtype=pl.Int64)
     plan = pl.LazyFrame().select(index.alias("i")).with_columns((pl.col("i") + 1).alias("row_number"))

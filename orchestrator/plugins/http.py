@@ -1,4 +1,8 @@
-"""Built-in plugins: JSON HTTP APIs (paginated extract with retries and ceilings; batched load)."""
+"""Built-in plugins: JSON HTTP APIs (paginated extract with retries and ceilings; batched load).
+
+Every request goes through the step's egress policy (``egress_client``): a restricted policy checks each
+connection's host, redirects included, and connects to the address it checked.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,24 @@ import asyncio
 import email.utils
 import json
 import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
+import httpcore
 import httpx
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
-from orchestrator.plugins.base import ExtractPlugin, Frame, LoadPlugin, PluginError, StepContext
+from orchestrator.egress import EgressPolicy, EgressRefused
+from orchestrator.plugins.base import SECRET_FIELD, ExtractPlugin, Frame, LoadPlugin, PluginError, StepContext
 from orchestrator.plugins.expressions import polars_errors
 
 _CONFIG = ConfigDict(extra="forbid")
 MAX_RETRY_WAIT = 60.0
 _HEADERS_HELP = "HTTP headers, e.g. Authorization: Bearer ${{ secrets.API_TOKEN }}"
+_URL: JsonDict = {"format": "url"}
 
 
 class _Pagination(BaseModel):
@@ -93,16 +103,22 @@ class HttpExtractArgs(BaseModel):
     model_config = _CONFIG
 
     url: str = Field(
-        description="The API endpoint (http or https)", examples=["https://api.example.com/orders"]
+        description="The API endpoint (http or https)",
+        examples=["https://api.example.com/orders"],
+        json_schema_extra=_URL,
     )
     method: Literal["GET", "POST"] = Field(default="GET", description="HTTP method", examples=["GET"])
     headers: dict[str, str] = Field(
         default_factory=dict,
         description=_HEADERS_HELP,
         examples=[{"Authorization": "Bearer ${{ secrets.TOKEN }}"}],
+        json_schema_extra=SECRET_FIELD,
     )
     params: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Query parameters", examples=[{"status": "paid"}]
+        default_factory=dict,
+        description="Query parameters",
+        examples=[{"status": "paid"}],
+        json_schema_extra=SECRET_FIELD,
     )
     body: dict[str, Any] | None = Field(
         default=None, description="JSON body sent with POST", examples=[{"since": "2024-01-01"}]
@@ -130,7 +146,144 @@ class HttpExtractArgs(BaseModel):
 
 def _display(url: str) -> str:
     """The URL without its query string (which may carry a token)."""
-    return str(httpx.URL(url).copy_with(query=None))
+    try:
+        return str(httpx.URL(url).copy_with(query=None))
+    except httpx.InvalidURL:
+        return url.split("?", 1)[0]
+
+
+def egress_client(policy: EgressPolicy, **kw: Any) -> httpx.AsyncClient:
+    """An httpx client whose every connection, redirects included, is one ``policy`` allows.
+
+    Open policy: a plain client, as ever. Restricted: no proxies from the environment, and a transport that
+    resolves and checks each host at connect time, then connects to that address (TLS still verifies the
+    name). ``verify`` goes to the transport; the other keywords to ``httpx.AsyncClient``.
+    """
+    if not policy.restricted:
+        return httpx.AsyncClient(**kw)
+    if bypass := {"proxy", "mounts", "transport", "trust_env"} & kw.keys():
+        raise TypeError(f"a restricted client picks its own transport; drop {', '.join(sorted(bypass))}")
+    transport = CheckedTransport(policy, verify=kw.pop("verify", True))
+    return httpx.AsyncClient(transport=transport, trust_env=False, **kw)
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the address the policy checked, so a second DNS answer cannot redirect a connection."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            address = await asyncio.wait_for(self.policy.aresolve_checked(host, port), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise EgressRefused(f"refused to connect to the local socket {path}", path)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+#: httpcore errors as httpx raises them (most specific first), so retries see the usual TransportErrors
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = next((to for frm, to in _ERRORS if isinstance(exc, frm)), None)
+        if mapped is None:
+            raise
+        raise mapped(str(exc)) from exc
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self.stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self.stream:
+                yield part
+
+    async def aclose(self) -> None:
+        if (aclose := getattr(self.stream, "aclose", None)) is not None:
+            await aclose()
+
+
+class CheckedTransport(httpx.AsyncBaseTransport):
+    """httpx over an httpcore pool whose network backend enforces the egress policy (public APIs only)."""
+
+    def __init__(self, policy: EgressPolicy, verify: Any = True) -> None:
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            max_connections=100,  # httpx's default limits
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_CheckedBackend(policy),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            response = await self.pool.handle_async_request(core)
+        assert isinstance(response.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -162,10 +315,14 @@ class Fetcher:
     async def send(self, method: str, url: str, **kw: Any) -> tuple[httpx.Response, bytes]:
         """The response and its body, after retrying 429 / 5xx / network errors; PluginError otherwise."""
         where = f"{method} {_display(url)}"
+        if problem := self.ctx.network.literal_problem(url):
+            raise PluginError(f"{where}: {problem}")
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:
                 response, body = await self._once(method, url, **kw)
+            except EgressRefused as exc:  # not retried: the answer will not change
+                raise PluginError(f"{where}: {exc}") from None
             except httpx.TransportError as exc:
                 if last:
                     raise PluginError(
@@ -268,8 +425,8 @@ class HttpExtract(ExtractPlugin):
 
     async def extract(self, ctx: StepContext) -> pl.DataFrame:
         args: HttpExtractArgs = self.args
-        async with httpx.AsyncClient(
-            timeout=args.timeout, headers=args.headers, follow_redirects=True
+        async with egress_client(
+            ctx.network, timeout=args.timeout, headers=args.headers, follow_redirects=True
         ) as client:
             fetcher = Fetcher(client, ctx, args.retries, args.backoff, args.max_bytes)
             records = await self._pages(ctx, fetcher)
@@ -338,13 +495,16 @@ class HttpLoadArgs(BaseModel):
     model_config = _CONFIG
 
     url: str = Field(
-        description="Endpoint receiving the rows as a JSON array", examples=["https://api.example.com/in"]
+        description="Endpoint receiving the rows as a JSON array",
+        examples=["https://api.example.com/in"],
+        json_schema_extra=_URL,
     )
     batch_size: int = Field(default=1000, ge=1, le=1_000_000, description="Rows per request", examples=[1000])
     headers: dict[str, str] = Field(
         default_factory=dict,
         description=_HEADERS_HELP,
         examples=[{"Authorization": "Bearer ${{ secrets.TOKEN }}"}],
+        json_schema_extra=SECRET_FIELD,
     )
     method: Literal["POST", "PUT"] = Field(default="POST", description="HTTP method", examples=["POST"])
     timeout: Timeout = 30
@@ -364,7 +524,7 @@ class HttpLoad(LoadPlugin):
                 data = await asyncio.to_thread(data.collect)
         headers = {"Content-Type": "application/json", **args.headers}
         sent = 0
-        async with httpx.AsyncClient(timeout=args.timeout, headers=headers) as client:
+        async with egress_client(ctx.network, timeout=args.timeout, headers=headers) as client:
             fetcher = Fetcher(client, ctx, args.retries, args.backoff, max_bytes=64 * 1024 * 1024)
             for number, batch in enumerate(data.iter_slices(args.batch_size), start=1):
                 try:

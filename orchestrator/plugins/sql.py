@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from typing import Any, Literal, Self
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from orchestrator.plugins.base import (
+    SECRET_FIELD,
     ExtractPlugin,
     Frame,
     LoadPlugin,
@@ -23,6 +25,7 @@ from orchestrator.plugins.expressions import polars_errors
 from orchestrator.plugins.sqldb import (
     DSN_HELP,
     Database,
+    begin,
     connect,
     driver_errors,
     first_line,
@@ -36,10 +39,17 @@ from orchestrator.plugins.sqldb import (
     run_sync,
     table_columns,
 )
+from orchestrator.plugins.sqlguard import (
+    SqliteAuthorizer,
+    check_sql_script,
+    sqlite_user_statements,
+    statement_label,
+)
 from orchestrator.plugins.sqlload import load_frame
 
 _CONFIG = ConfigDict(extra="forbid")
-_SECRET: JsonDict = {"secret": True}
+#: a DSN may carry a password: secret-capable, and checked against the network policy
+_DSN: JsonDict = {**SECRET_FIELD, "format": "dsn"}
 _SQL: JsonDict = {"format": "sql"}
 
 
@@ -47,7 +57,7 @@ def _dsn_field() -> Any:
     return Field(
         description=DSN_HELP,
         examples=["${{ secrets.WAREHOUSE_DSN }}", "sqlite:///warehouse.db"],
-        json_schema_extra=_SECRET,
+        json_schema_extra=_DSN,
     )
 
 
@@ -147,7 +157,7 @@ class SqlExtract(ExtractPlugin):
     Args = SqlExtractArgs
 
     async def extract(self, ctx: StepContext) -> pl.DataFrame:
-        db = parse_dsn(self.args.dsn, ctx.data_root)
+        db = parse_dsn(self.args.dsn, ctx.data_root, ctx.network)
         frame = await run_sync(ctx, _extract, db, self.args)
         ctx.progress(frame.height, frame.height)
         return frame
@@ -196,7 +206,7 @@ class SqlLoad(LoadPlugin):
 
     async def load(self, ctx: StepContext, data: Frame) -> None:
         args: SqlLoadArgs = self.args
-        db = parse_dsn(args.dsn, ctx.data_root)
+        db = parse_dsn(args.dsn, ctx.data_root, ctx.network)
         with polars_errors(data, "reading the input"):
             await asyncio.to_thread(data.collect_schema)
         rows = await run_sync(ctx, load_frame, db, args.table, data, args.mode, args.keys)
@@ -209,34 +219,79 @@ class SqlExecuteArgs(BaseModel):
     dsn: str = _dsn_field()
     sql: str = Field(
         min_length=1,
-        description="SQL statements separated by ;, run in one transaction (MariaDB commits DDL on its own)",
+        description=(
+            "SQL statements separated by ;, run one by one in one transaction: a failure changes nothing "
+            "(MariaDB commits DDL on its own). BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ATTACH and "
+            "LOAD DATA LOCAL are refused"
+        ),
         examples=[
             "DELETE FROM totals; INSERT INTO totals SELECT country, sum(amount) FROM orders GROUP BY 1"
         ],
-        json_schema_extra=_SQL,
+        # SQL of the destination database, several statements: validation splits and checks them
+        json_schema_extra={**_SQL, "dialect": "destination", "script": True},
     )
 
 
+_DDL = frozenset({"CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"})
+
+
 def execute_script(db: Database, sql: str) -> int:
-    """Run ``sql`` (one or more statements) in one transaction; return the last statement's row count."""
-    conn = connect(db, multi_statements=True)
+    """Run the statements of ``sql`` one by one inside one transaction; return the rows they changed."""
+    statements = check_sql_script(sql, db.dialect)
+    conn = connect(db)
+    index, rows = 0, 0
+    authorizer: SqliteAuthorizer | None = None
+    # SQLite: the authorizer refuses BEGIN/COMMIT/SAVEPOINT while user statements run, not our own
+    user_sql = sqlite_user_statements(conn) if db.dialect == "sqlite" else contextlib.nullcontext()
     try:
-        cursor = conn.cursor()
-        if db.dialect == "sqlite":
-            cursor.executescript(f"BEGIN;\n{sql}\n;COMMIT;")
-            return int(conn.total_changes)
-        cursor.execute(sql)
-        if db.dialect == "mysql":
-            while cursor.nextset():
-                pass
-        count = cursor.rowcount
+        begin(db, conn)
+        before = conn.total_changes if db.dialect == "sqlite" else 0
+        with user_sql as authorizer:
+            for index, statement in enumerate(statements):
+                rows += _run_statement(db, conn, statement)
+                if _committed(db, conn):
+                    raise PluginError(
+                        f"SQL on {db.display}: {statement_label(statements, index)} ended the transaction; "
+                        "remove the statement that commits"
+                    )
         conn.commit()
-        return int(count)
+        return conn.total_changes - before if db.dialect == "sqlite" else rows
     except driver_errors() as exc:
-        raise PluginError(f"SQL failed on {db.display}, nothing was changed: {first_line(exc)}") from None
+        detail = first_line(exc)
+        if authorizer is not None and authorizer.refused and "not authorized" in detail:
+            detail = authorizer.refused
+        if db.dialect == "mysql" and any(s.split(None, 1)[0].upper() in _DDL for s in statements[:index]):
+            detail += "; MariaDB had already committed the CREATE/ALTER/DROP statements before it"
+        where = statement_label(statements, index)
+        raise PluginError(f"SQL failed on {db.display}, nothing was changed: {where}: {detail}") from None
     finally:
         rollback(conn)
         conn.close()
+
+
+def _run_statement(db: Database, conn: Any, statement: str) -> int:
+    """Execute one statement; the rows it changed (0 when it returns rows or defines something)."""
+    cursor = conn.cursor()
+    if db.dialect == "postgresql":
+        # binary results need the extended protocol, which runs one statement per message: a second one
+        # hidden from the splitter (a quote it read otherwise) is an error, never run
+        cursor.execute(statement, binary=True)
+    else:
+        cursor.execute(statement)  # PyMySQL without MULTI_STATEMENTS and sqlite3 run one statement each
+    if db.dialect == "sqlite":
+        for _ in cursor:  # a statement with RETURNING finishes only when its rows are read
+            pass
+        return 0
+    return max(int(cursor.rowcount), 0) if cursor.description is None else 0
+
+
+def _committed(db: Database, conn: Any) -> bool:
+    """Whether a PostgreSQL statement ended the plugin's transaction (the guards should make this never)."""
+    if db.dialect != "postgresql":
+        return False
+    from psycopg.pq import TransactionStatus
+
+    return bool(conn.info.transaction_status == TransactionStatus.IDLE)
 
 
 class SqlExecute(TransformAtLoadPlugin):
@@ -245,6 +300,6 @@ class SqlExecute(TransformAtLoadPlugin):
     Args = SqlExecuteArgs
 
     def execute(self, ctx: StepContext) -> None:
-        db = parse_dsn(self.args.dsn, ctx.data_root)
+        db = parse_dsn(self.args.dsn, ctx.data_root, ctx.network)
         count = execute_script(db, self.args.sql)
         ctx.logger.info("SQL ran on %s (%d rows affected)", db.display, count)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import polars as pl
 
+from orchestrator.egress import MYSQL_LOCAL_PARAMS, EgressPolicy, EgressRefused
 from orchestrator.plugins.base import PluginError, StepContext
 from orchestrator.plugins.paths import resolve_path
 
@@ -52,6 +53,8 @@ class Database:
     display: str
     sqlite_path: Path | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: where a PostgreSQL / MariaDB connection may go (a SQLite file is no network egress)
+    network: EgressPolicy = field(default_factory=EgressPolicy.open, repr=False)
 
     @property
     def label(self) -> str:
@@ -65,8 +68,9 @@ def _masked(parts: Any, scheme: str) -> str:
     return f"{scheme}://{user}{host}{port}{parts.path}"
 
 
-def parse_dsn(dsn: str, data_root: Path) -> Database:
-    """Parse a DSN; SQLite paths resolve inside the data root. Raises PluginError on anything else."""
+def parse_dsn(dsn: str, data_root: Path, network: EgressPolicy | None = None) -> Database:
+    """Parse a DSN; SQLite paths resolve inside the data root, servers are reached as ``network`` allows
+    (the step's ``ctx.network``; open when None). Raises PluginError on anything else."""
     text = dsn.strip()
     scheme = text.split("://", 1)[0].split("+", 1)[0].lower() if "://" in text else ""
     dialect = _SCHEMES.get(scheme)
@@ -84,7 +88,7 @@ def parse_dsn(dsn: str, data_root: Path) -> Database:
     display = _masked(parts, scheme)
     if dialect == "postgresql":
         url = "postgresql://" + text.split("://", 1)[1]
-        return Database("postgresql", url, display)
+        return Database("postgresql", url, display, network=network or EgressPolicy.open())
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     params: dict[str, Any] = {
         "host": parts.hostname or "127.0.0.1",
@@ -95,7 +99,7 @@ def parse_dsn(dsn: str, data_root: Path) -> Database:
         "charset": query.get("charset", "utf8mb4"),
         "connect_timeout": int(query.get("connect_timeout", 10)),
     }
-    return Database("mysql", text, display, params=params)
+    return Database("mysql", text, display, params=params, network=network or EgressPolicy.open())
 
 
 def _parse_sqlite(text: str, data_root: Path) -> Database:
@@ -126,22 +130,59 @@ def driver_errors() -> tuple[type[BaseException], ...]:
     return (psycopg.Error, pymysql.Error, sqlite3.Error)
 
 
+def _postgres_conninfo(db: Database) -> str:
+    """The DSN, or (restricted) its parameters with every host resolved and checked into ``hostaddr``."""
+    if not db.network.restricted:
+        return db.url
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = {key: str(value) for key, value in conninfo_to_dict(db.url).items()}
+    try:
+        return make_conninfo(**db.network.checked_postgres(params))
+    except OSError as exc:
+        raise _unresolved(db, exc) from None
+
+
+def _mysql_params(db: Database) -> dict[str, Any]:
+    """PyMySQL's arguments; restricted: to the checked address, with no local socket or file options."""
+    if not db.network.restricted:
+        return db.params
+    query = {key.lower() for key in parse_qs(urlsplit(db.url).query, keep_blank_values=True)}
+    if local := [p for p in MYSQL_LOCAL_PARAMS if p in query]:
+        raise EgressRefused(
+            f"refused DSN parameter {local[0]}: it reads a local file or socket on this server"
+        )
+    params = db.params
+    try:
+        address = db.network.resolve_checked(params["host"], params["port"], database=params["database"])
+    except OSError as exc:
+        raise _unresolved(db, exc) from None
+    return {**params, "host": address}
+
+
+def _unresolved(db: Database, exc: OSError) -> PluginError:
+    return PluginError(f"cannot connect to {db.label} at {db.display}: cannot resolve its host ({exc})")
+
+
 def connect(db: Database, *, create: bool = False, multi_statements: bool = False) -> Any:
-    """A DB-API connection in manual-commit mode; a PluginError saying what to check when it fails."""
+    """A DB-API connection in manual-commit mode, to a server ``db.network`` allows; a PluginError saying
+    what to check when it fails."""
     try:
         if db.dialect == "postgresql":
             import psycopg
 
-            return psycopg.connect(db.url, connect_timeout=10)
+            return psycopg.connect(_postgres_conninfo(db), connect_timeout=10)
         if db.dialect == "mysql":
             import pymysql
             from pymysql.constants import CLIENT
 
             flags = CLIENT.MULTI_STATEMENTS if multi_statements else 0
-            return pymysql.connect(**db.params, autocommit=False, client_flag=flags)
+            return pymysql.connect(**_mysql_params(db), autocommit=False, client_flag=flags)
         return _connect_sqlite(db, create)
     except PluginError:
         raise
+    except EgressRefused as exc:
+        raise PluginError(f"cannot connect to {db.label} at {db.display}: {exc}") from None
     except driver_errors() as exc:
         raise PluginError(
             f"cannot connect to {db.label} at {db.display}: {first_line(exc)}; check the dsn (host, port, "
@@ -150,6 +191,9 @@ def connect(db: Database, *, create: bool = False, multi_statements: bool = Fals
 
 
 def _connect_sqlite(db: Database, create: bool) -> sqlite3.Connection:
+    # imported here: this function is the one place of this module the SQL guard touches
+    from orchestrator.plugins.sqlguard import guard_sqlite
+
     if db.sqlite_path is None:
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     else:
@@ -162,6 +206,8 @@ def _connect_sqlite(db: Database, create: bool) -> sqlite3.Connection:
         uri = f"{db.sqlite_path.as_uri()}?mode={mode}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA foreign_keys = ON")
+    # user SQL runs on this connection: no ATTACH of other files, no pragmas that write, no extensions
+    guard_sqlite(conn)
     return conn
 
 

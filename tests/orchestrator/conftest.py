@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.plugins.base import (
+    SECRET_FIELD,
     ExtractPlugin,
     LoadPlugin,
     MergePlugin,
@@ -26,7 +27,7 @@ class ReadRows(ExtractPlugin):
     name = "read_rows"
 
     class Args(_Strict):
-        path: str
+        path: str = Field(json_schema_extra=SECRET_FIELD)  # a test plugin: its path may carry a secret
         limit: int = 10
 
     async def extract(self, ctx):  # type: ignore[no-untyped-def]
@@ -58,7 +59,7 @@ class WriteRows(LoadPlugin):
 
     class Args(_Strict):
         table: str
-        dsn: str = "sqlite://"
+        dsn: str = Field("sqlite://", json_schema_extra=SECRET_FIELD)
 
     async def load(self, ctx, data):  # type: ignore[no-untyped-def]
         raise NotImplementedError

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.plugins import (
     ExtractPlugin,
@@ -24,6 +24,7 @@ from orchestrator.plugins import (
     TransformAtLoadPlugin,
     TransformPlugin,
 )
+from orchestrator.plugins.base import SECRET_FIELD
 from orchestrator.spec import ProjectSpec
 
 
@@ -171,7 +172,7 @@ class EchoTransform(TransformPlugin):
     name = "echo_transform"
 
     class Args(BaseModel):
-        text: Any
+        text: Any = Field(json_schema_extra=SECRET_FIELD)  # may hold a secret: redaction is tested with it
 
     def transform(self, ctx: StepContext, data: Frame) -> Frame:
         raise PluginError(f"resolved to {self.args.text!r}")

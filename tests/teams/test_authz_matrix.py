@@ -105,6 +105,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "designer-team-member-remove": (post(OWN),),
     "designer-team-secret-set": (post(OWN, data={"name": "NEW", "value": "v"}),),
     "designer-team-secret-delete": (post(OWN),),
+    "designer-team-limits-set": (post(OWN, data={"run_cpu_seconds": "60"}),),
     "designer-team-variable-set": (post(E, data={"name": "NEW", "value": "1"}),),
     "designer-team-variable-delete": (post(E),),
     "designer-team-activity": (get(V),),

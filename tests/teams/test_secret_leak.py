@@ -15,73 +15,22 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import polars as pl
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
-from pydantic import BaseModel
 
 from designer.models import Run
+from designer.runs.isolation import team_data_root
 from designer.runs.worker import Worker
 from designer.secrets_store import team_secret_resolver
 from orchestrator.events import MemorySink
-from orchestrator.plugins.base import (
-    ExtractPlugin,
-    Frame,
-    LoadPlugin,
-    PluginError,
-    SecretProvider,
-    StepContext,
-)
 from orchestrator.plugins.registry import registry
 from orchestrator.scheduler import run_project
 from orchestrator.spec import ProjectSpec
 from tests.teams.conftest import build_crew
-
-CANARY = "canary-S3CRET-9f8e7d6c"
-SEEN: dict[str, str] = {}
-
-
-class DsnArgs(BaseModel):
-    dsn: str
-
-
-class LeakyExtract(ExtractPlugin):
-    name = "test_leaky_extract"
-    description = "Logs its DSN (with the secret in it): the engine must redact it."
-    Args = DsnArgs
-
-    async def extract(self, ctx: StepContext) -> Frame:
-        SEEN["extract"] = self.args.dsn
-        ctx.logger.info("connecting to %s", self.args.dsn)
-        ctx.logger.warning("the password is %s", ctx.secrets["LEAK"])
-        return pl.DataFrame({"x": [1]})
-
-
-class LeakyLoad(LoadPlugin):
-    name = "test_leaky_load"
-    description = "Fails with the secret in its error message."
-    Args = DsnArgs
-
-    async def load(self, ctx: StepContext, data: Frame) -> None:
-        SEEN["load"] = self.args.dsn
-        raise PluginError(f"could not log in with password {self.args.dsn}")
-
-
-class StaticSecretArgs(BaseModel):
-    value: str
-
-
-class StaticSecret(SecretProvider):
-    name = "test_static_secret"
-    description = "A secret written in the file itself (what a careless export of another tool holds)."
-    Args = StaticSecretArgs
-
-    def resolve(self) -> str:
-        return self.args.value
-
+from tests.teams.leaky_plugins import CANARY, SEEN, LeakyExtract, LeakyLoad, StaticSecret, digest, seen
 
 LEAKY_SPEC: dict[str, Any] = {
     "type": "ETL",
@@ -122,8 +71,9 @@ pipelines:
 
 
 @pytest.fixture
-def leaky_plugins() -> Iterator[None]:
-    """The two leaky plugins, registered for this test only."""
+def leaky_plugins(settings: Any) -> Iterator[None]:
+    """The two leaky plugins, registered for this test only (in runs' child processes too)."""
+    settings.PIPEDECK_PLUGIN_MODULES = [LeakyExtract.__module__]
     registry.load()
     for cls in (LeakyExtract, LeakyLoad, StaticSecret):
         registry.register(cls)
@@ -218,7 +168,8 @@ def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(
     assert run.state == "failed", run.state
 
     # the steps did get the real value: the test is not vacuous
-    assert CANARY in SEEN["extract"] and SEEN["load"] == CANARY
+    root = team_data_root(run.team)
+    assert seen(root, "extract") == digest(f"pg://etl:{CANARY}@db/x") and seen(root, "load") == digest(CANARY)
     events = list(run.events.order_by("seq").values_list("kind", "payload"))
     logs = [p["message"] for k, p in events if k == "step_log"]
     assert "connecting to pg://etl:***@db/x" in logs and "the password is ***" in logs
@@ -263,7 +214,9 @@ def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(
     assert _assert_nothing_stored_in_clear() > 100
 
 
-async def test_the_engine_with_the_team_resolver_redacts_every_event(leaky_plugins, transactional_db):
+async def test_the_engine_with_the_team_resolver_redacts_every_event(
+    leaky_plugins, transactional_db, tmp_path
+):
     """The same run driven straight through ``run_project`` with the team's resolver and a memory sink."""
     from asgiref.sync import sync_to_async
 
@@ -277,7 +230,7 @@ async def test_the_engine_with_the_team_resolver_redacts_every_event(leaky_plugi
     resolver = await sync_to_async(setup)()
     sink = MemorySink()
     spec = ProjectSpec.model_validate({"pipelines": {"leaky": LEAKY_SPEC}})
-    result = await run_project(spec, sinks=[sink], secrets=resolver)
+    result = await run_project(spec, sinks=[sink], secrets=resolver, data_root=tmp_path)
     assert str(result.status) == "failed"
     assert SEEN["load"] == CANARY
     dumped = "\n".join(e.to_json() for e in sink.events)

@@ -6,13 +6,13 @@ import copy
 import os
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from designer.demo import DEMO_PIPELINES, DEMO_PROJECT, DEMO_TEAM, DEMO_VARIABLES, build_source_db
 from designer.models import Membership, Pipeline, Project, Team
+from designer.runs.isolation import team_data_root
 from designer.services import pipelines as service
 
 
@@ -21,12 +21,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Create what is missing; leave what exists (a user's edits to the demo survive)."""
-        build_source_db(settings.PIPEDECK_DATA_ROOT)
         with transaction.atomic():
             user = User.objects.filter(username="demo").first()
             if user is None:
                 user = User.objects.create_user("demo", password="demo")
             team, _ = Team.objects.get_or_create(slug=DEMO_TEAM[1], defaults={"name": DEMO_TEAM[0]})
+            build_source_db(team_data_root(team))
             Membership.objects.get_or_create(team=team, user=user, defaults={"role": "owner"})
             project, created = Project.objects.get_or_create(
                 team=team,

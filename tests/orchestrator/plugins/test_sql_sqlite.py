@@ -160,7 +160,10 @@ async def test_execute_runs_statements_in_one_transaction(ctx, data_root):
     failing = "DELETE FROM totals; INSERT INTO totals VALUES (1); SELECT * FROM nope"
     with pytest.raises(PluginError) as err:
         SqlExecute({"dsn": DSN, "sql": failing}).execute(ctx)
-    assert str(err.value) == "SQL failed on sqlite:///warehouse.db, nothing was changed: no such table: nope"
+    assert str(err.value) == (
+        "SQL failed on sqlite:///warehouse.db, nothing was changed: "
+        "statement 3 of 3 `SELECT * FROM nope`: no such table: nope"
+    )
     assert rows(data_root, "SELECT n FROM totals") == [(3,)]
 
 

@@ -1,0 +1,131 @@
+"""Run isolation's cost: every run of the web app executes in a child process forked from a fork server.
+
+I1: a trivial run (one extract and one load step that do nothing) in this process (``run_project``) and
+    in a child (``Sandbox.run``: fork, send the request, stream the events back, exit). The difference
+    is what isolation adds to every run (target: under 150 ms).
+I2: W2 (500 + 50 steps of 50 ms) and W3 (100 pipelines at concurrency 10) of ``bench.w1_w3``, the same
+    two ways.
+Rounds are interleaved (in-process, child, in-process, child...); the rows give the best and the median.
+Each run's events are checked: the same kinds and count both ways, ending ``succeeded``.
+The web app's own figure (Run button -> first step, child included) is R1 in ``bench.runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import Any
+
+from bench import BenchRow, w1_w3
+from orchestrator.control import RunControl
+from orchestrator.events import Event
+from orchestrator.sandbox import Limits, RunRequest, Sandbox
+from orchestrator.scheduler import run_project
+from orchestrator.spec import ProjectSpec
+
+TRIVIAL = {
+    "pipelines": {
+        "t": {
+            "type": "ETL",
+            "phases": {
+                "extract": {"steps": [{"id": "e", "plugin": "bench_wait_extract", "args": {"seconds": 0}}]},
+                "load": {"steps": [{"id": "l", "plugin": "bench_wait_load", "args": {"seconds": 0}}]},
+            },
+        }
+    }
+}
+
+
+async def _in_process(spec: ProjectSpec) -> tuple[float, Counter[str]]:
+    events: list[Event] = []
+    started = time.perf_counter()
+    await run_project(spec, sinks=[events.append], registry=w1_w3.bench_registry())
+    return time.perf_counter() - started, Counter(e.kind for e in events)
+
+
+async def _in_child(sandbox: Sandbox, spec: dict[str, Any], root: str) -> tuple[float, Counter[str]]:
+    kinds: Counter[str] = Counter()
+    finished: list[dict[str, Any]] = []
+
+    def on_events(events: list[dict[str, Any]]) -> None:
+        kinds.update(e["kind"] for e in events)
+        finished.extend(e for e in events if e["kind"] == "run_finished")
+
+    request = RunRequest(run_id="bench", spec=spec, data_root=root, limits=Limits(threads=2))
+    started = time.perf_counter()
+    ended = await sandbox.run(request, on_events, RunControl())
+    elapsed = time.perf_counter() - started
+    if not ended.clean or not finished or finished[0]["status"] != "succeeded":
+        raise RuntimeError(f"the child run failed: {ended} {finished}")
+    return elapsed, kinds
+
+
+async def _compare(sandbox: Sandbox, text: str, rounds: int, root: str) -> tuple[list[float], list[float]]:
+    spec = ProjectSpec.model_validate(json.loads(text))
+    data = spec.model_dump(mode="json")
+    local, child = [], []
+    for _ in range(rounds):
+        took, expected = await _in_process(spec)
+        local.append(took)
+        took, seen = await _in_child(sandbox, data, root)
+        child.append(took)
+        if seen != expected:
+            raise RuntimeError(f"the child's events differ: {seen} != {expected}")
+    return local, child
+
+
+async def _measure(quick: bool) -> list[BenchRow]:
+    sandbox = Sandbox(plugin_modules=["bench.w1_w3"])
+    sandbox.start()
+    root = tempfile.mkdtemp(prefix="pipedeck-bench-isolation-")
+    rows = []
+    try:
+        await _in_child(sandbox, TRIVIAL, root)  # the fork server's imports are not a run's cost
+        local, child = await _compare(sandbox, json.dumps(TRIVIAL), 10 if quick else 50, root)
+        ms = 1000.0
+        added = [(c - loc) * ms for c, loc in zip(child, local, strict=True)]
+        rows += [
+            BenchRow("I1 trivial run in a child (best)", min(child) * ms, "ms", ideal=min(local) * ms),
+            BenchRow(
+                "I1 trivial run in a child (median)",
+                statistics.median(child) * ms,
+                "ms",
+                ideal=statistics.median(local) * ms,
+            ),
+            BenchRow(
+                "I1 added by the child per run (median)", statistics.median(added), "ms", target="< 150 ms"
+            ),
+        ]
+        for label, text, ideal in (
+            ("I2 W2 500 + 50 steps of 50 ms, in a child", w1_w3.w2(), 0.1),
+            ("I2 W3 100 pipelines x 2 steps, in a child", w1_w3.w3_many(), 1.0),
+        ):
+            local, child = await _compare(sandbox, text, 2 if quick else 5, root)
+            more = statistics.median(child) - statistics.median(local)
+            rows.append(
+                BenchRow(
+                    f"{label} (best; in-process {min(local):.3f} s)",
+                    min(child),
+                    "s",
+                    ideal=ideal,
+                    target=f"+ < 0.150 s over in-process (median + {more:.3f} s)",
+                )
+            )
+    finally:
+        sandbox.close()
+    return rows
+
+
+def run(quick: bool = False) -> list[BenchRow]:
+    """Rows for ``python -m bench``."""
+    return asyncio.run(_measure(quick))
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(row)
