@@ -80,8 +80,7 @@ class BenchWaitLoad(LoadPlugin):
 
 def bench_registry() -> PluginRegistry:
     """Only the bench plugins (the built-ins are not needed and would cost start-up time)."""
-    reg = PluginRegistry()
-    reg._loaded = True
+    reg = PluginRegistry.empty()
     for cls in (BenchWaitExtract, BenchConcatMerge, BenchIdentity, BenchWaitLoad):
         reg.register(cls)
     return reg

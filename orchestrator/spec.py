@@ -6,40 +6,34 @@ they are resolved at run time only (see ``orchestrator.resolve``), so a spec can
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.phases import PHASE_ORDER, PHASES_BY_TYPE, PhaseName, PipelineType
+
+__all__ = [
+    "PHASES_BY_TYPE",
+    "PHASE_ORDER",
+    "Definitions",
+    "ExtractPhase",
+    "LoadPhase",
+    "PhaseName",
+    "Phases",
+    "PipelineSpec",
+    "PipelineType",
+    "ProjectSpec",
+    "SecretSpec",
+    "StepSpec",
+    "TransformAtLoadPhase",
+    "TransformPhase",
+    "check_needs",
+    "find_cycle",
+]
+
 DEFAULT_CONCURRENCY = 2
-
-
-class PipelineType(StrEnum):
-    ETL = "ETL"
-    ELT = "ELT"
-    ETLT = "ETLT"
-
-
-class PhaseName(StrEnum):
-    EXTRACT = "extract"
-    TRANSFORM = "transform"
-    LOAD = "load"
-    TRANSFORM_AT_LOAD = "transform_at_load"
-
-
-PHASE_ORDER: tuple[PhaseName, ...] = tuple(PhaseName)
-
-#: phase -> required? (phases absent from a type's map are not allowed for that type)
-PHASES_BY_TYPE: dict[PipelineType, dict[PhaseName, bool]] = {
-    PipelineType.ETL: {PhaseName.EXTRACT: True, PhaseName.TRANSFORM: False, PhaseName.LOAD: True},
-    PipelineType.ELT: {PhaseName.EXTRACT: True, PhaseName.LOAD: True, PhaseName.TRANSFORM_AT_LOAD: True},
-    PipelineType.ETLT: {
-        PhaseName.EXTRACT: True,
-        PhaseName.TRANSFORM: False,
-        PhaseName.LOAD: True,
-        PhaseName.TRANSFORM_AT_LOAD: True,
-    },
-}
 
 
 class _Model(BaseModel):
@@ -183,6 +177,15 @@ class SecretSpec(_Model):
     plugin: str = "env_secret"
     id: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Variables (with their values) and secret names a file may use without defining them: those of the
+    project or team it is loaded into."""
+
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Collection[str] = ()
 
 
 class ProjectSpec(_Model):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import Loc, Problem, format_path, problems_from_validation_error, suggest
+from orchestrator.phases import PHASE_ORDER, PHASE_SLOTS, PhaseName
 from orchestrator.policy import RunPolicy
 from orchestrator.resolve import (
     Reference,
@@ -18,24 +19,11 @@ from orchestrator.resolve import (
     secret_refused_message,
     substitute_variables,
 )
-from orchestrator.spec import PHASE_ORDER, ProjectSpec, StepSpec
+from orchestrator.spec import Definitions, PipelineSpec, ProjectSpec, SecretSpec, StepSpec
 
 if TYPE_CHECKING:
     from orchestrator.plugins.base import Plugin
     from orchestrator.plugins.registry import PluginRegistry
-
-#: (phase, slot) -> (the plugin kind that fits, how the slot's need reads in a message)
-SLOTS: dict[tuple[str, str], tuple[str, str]] = {
-    ("extract", "pre"): ("pre", "extract pre steps need"),
-    ("extract", "steps"): ("extract", "extract steps need"),
-    ("extract", "merge"): ("merge", "the extract merge needs"),
-    ("extract", "post"): ("post", "extract post steps need"),
-    ("transform", "steps"): ("transform", "transform steps need"),
-    ("load", "pre"): ("pre", "load pre steps need"),
-    ("load", "steps"): ("load", "load steps need"),
-    ("load", "post"): ("post", "load post steps need"),
-    ("transform_at_load", "steps"): ("transform_at_load", "transform_at_load steps need"),
-}
 
 
 def validate_project(
@@ -49,6 +37,73 @@ def validate_project(
         *reference_problems(data, spec.variables, spec.secrets, policy.env_allowed),
         *plugin_problems(spec, registry, policy),
     ]
+
+
+def pipeline_problems(
+    name: str,
+    data: Mapping[str, Any],
+    registry: PluginRegistry,
+    *,
+    context: Definitions | None = None,
+    pipelines: Collection[str] | None = None,
+    policy: RunPolicy | None = None,
+) -> tuple[PipelineSpec | None, list[Problem]]:
+    """One pipeline (its spec as a dict) checked as it would be inside its project: the spec, when its
+    structure is valid, and every problem, with paths relative to the pipeline (``phases.load.steps[0]``).
+
+    ``context``: the variables and secrets its references may use; ``pipelines``: the names its ``needs``
+    may name (None: not checked). A draft whose structure is not valid yet still gets its steps' problems.
+    """
+    context = context or Definitions()
+    try:
+        parsed = PipelineSpec.model_validate(dict(data))  # a copy: ``data`` is not changed
+    except ValidationError as exc:
+        problems = [p for p, _ in problems_from_validation_error(exc)]
+        return None, problems + _draft_step_problems(data, context.variables, registry, policy)
+    problems = [
+        Problem(f"needs '{need}', which is not a pipeline of this project", "needs")
+        for need in parsed.needs
+        if pipelines is not None and need not in pipelines
+    ]
+    project = ProjectSpec(
+        variables=dict(context.variables),
+        secrets={n: SecretSpec(args={"name": n}) for n in sorted(set(context.secrets))},
+        pipelines={name: parsed.model_copy(update={"needs": []})},
+    )
+    prefix = f"pipelines.{name}"
+    for problem in validate_project(project, registry, policy=policy):
+        if problem.path == prefix or problem.path.startswith((f"{prefix}.", f"{prefix}[")):
+            relative = problem.path[len(prefix) :].lstrip(".")
+            problems.append(Problem(problem.message, relative, problem.line, problem.column))
+    return parsed, problems
+
+
+def _draft_step_problems(
+    data: Mapping[str, Any],
+    variables: Mapping[str, Any],
+    registry: PluginRegistry,
+    policy: RunPolicy | None,
+) -> list[Problem]:
+    """Plugin and argument problems of each step of a draft the spec model refuses as a whole (the
+    engine checks plugins once the structure is valid; a draft still shows them step by step)."""
+    problems: list[Problem] = []
+    for phase, body in (data.get("phases") or {}).items():
+        if not isinstance(body, Mapping) or phase not in PHASE_SLOTS:
+            continue
+        for slot, kind in PHASE_SLOTS[PhaseName(phase)].items():
+            value = body.get(slot)
+            located: list[tuple[Loc, Any]] = [(("phases", phase, slot), value)] if slot == "merge" else []
+            if slot != "merge" and isinstance(value, list):
+                located = [(("phases", phase, slot, i), step) for i, step in enumerate(value)]
+            for loc, step in located:
+                plugin = step.get("plugin") if isinstance(step, Mapping) else None
+                if not isinstance(plugin, str) or plugin not in registry:
+                    continue
+                cls = registry.get(plugin)
+                args = step.get("args") or {}
+                if cls.kind == kind and isinstance(args, Mapping):  # a wrong kind: reported once valid
+                    problems += args_problems(cls, args, variables, (*loc, "args"), policy)
+    return problems
 
 
 def reference_problems(
@@ -122,17 +177,22 @@ def _steps(spec: ProjectSpec) -> Iterator[tuple[Loc, StepSpec, str, str]]:
             phase = pipeline.phase(phase_name)
             if phase is None:
                 continue
-            for slot in ("pre", "steps", "merge", "post"):
-                if (phase_name.value, slot) not in SLOTS:
-                    continue
-                kind, label = SLOTS[(phase_name.value, slot)]
+            for slot, kind in PHASE_SLOTS[phase_name].items():
                 loc: Loc = ("pipelines", name, "phases", phase_name.value, slot)
                 value = getattr(phase, slot)
+                label = _slot_label(phase_name, slot)
                 if isinstance(value, StepSpec):
-                    yield loc, value, kind, label
+                    yield loc, value, kind.value, label
                 elif value:
                     for i, step in enumerate(value):
-                        yield (*loc, i), step, kind, label
+                        yield (*loc, i), step, kind.value, label
+
+
+def _slot_label(phase: PhaseName, slot: str) -> str:
+    """How a slot's need reads in a message: "extract steps need", "the extract merge needs"..."""
+    if slot == "merge":
+        return f"the {phase.value} merge needs"
+    return f"{phase.value} {'' if slot == 'steps' else slot + ' '}steps need"
 
 
 def _article(word: str) -> str:

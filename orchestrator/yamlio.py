@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from orchestrator.errors import Loc, Problem, SpecError, format_path, problems_from_validation_error
+from orchestrator.phases import PHASE_ORDER, PHASE_SLOTS
 from orchestrator.policy import RunPolicy
 from orchestrator.resolve import Reference, iter_references
-from orchestrator.spec import PHASE_ORDER, PipelineSpec, ProjectSpec, SecretSpec, StepSpec, check_needs
+from orchestrator.spec import Definitions, PipelineSpec, ProjectSpec, SecretSpec, StepSpec, check_needs
 from orchestrator.validate import plugin_problems, reference_problems
 from orchestrator.yamlsafe import (
     MAX_ALIAS_EXPANSION,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_ALIAS_EXPANSION",
     "MAX_DEPTH",
     "CoreLoader",
+    "Definitions",
     "dump_pipeline",
     "dump_project",
     "load_project",
@@ -62,10 +64,12 @@ def load_project(
     max_bytes: int = DEFAULT_MAX_BYTES,
     registry: PluginRegistry | None = None,
     policy: RunPolicy | None = None,
+    context: Definitions | None = None,
 ) -> ProjectSpec:
     """Parse a project file into a ProjectSpec; raises SpecError listing every problem with its location.
 
     ``policy``: what the site's runs may use (default: the CLI's, which allows everything).
+    ``context``: definitions the file may use besides its own; the spec holds only the file's own.
     """
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
@@ -83,11 +87,12 @@ def load_project(
     data = _assemble(documents, tree)
     problems = list(tree.problems)
     spec = None
+    context = context or Definitions()
     if data is not None:
         problems += reference_problems(
             {k: v for k, v in data.items() if k != "plugins"},
-            data["variables"],
-            data["secrets"],
+            {**context.variables, **data["variables"]},
+            {*context.secrets, *data["secrets"]},
             policy.env_allowed if policy else None,
         )
         try:
@@ -95,7 +100,8 @@ def load_project(
         except ValidationError as exc:
             problems += _spec_problems(exc, data, tree)
     if spec is not None and registry is not None and not problems:
-        problems += plugin_problems(spec, registry, policy)
+        known = {**context.variables, **spec.variables}
+        problems += plugin_problems(spec.model_copy(update={"variables": known}), registry, policy)
     if problems or spec is None:
         raise SpecError(_locate(problems, tree), source)
     return spec
@@ -347,8 +353,8 @@ def _pipeline(pipeline: PipelineSpec) -> dict[str, Any]:
         if phase is None:
             continue
         body: dict[str, Any] = {}
-        for slot in ("pre", "steps", "merge", "post"):
-            value = getattr(phase, slot, None)
+        for slot in PHASE_SLOTS[name]:
+            value = getattr(phase, slot)
             if isinstance(value, StepSpec):
                 body[slot] = _step(value)
             elif value or (slot == "steps" and value is not None):

@@ -11,7 +11,6 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,23 +19,10 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.config import JsonDict
 
 from orchestrator.egress import EgressPolicy
+from orchestrator.phases import PluginKind as PluginKind  # part of the plugin contract
 
 #: What flows between steps: an eager table, or a lazy one where the plugin can stream.
 Frame = pl.DataFrame | pl.LazyFrame
-
-
-class PluginKind(StrEnum):
-    EXTRACT = "extract"
-    MERGE = "merge"
-    TRANSFORM = "transform"
-    LOAD = "load"
-    TRANSFORM_AT_LOAD = "transform_at_load"
-    PRE = "pre"
-    POST = "post"
-    SECRET = "secret"
-
-
-ASYNC_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.LOAD, PluginKind.PRE, PluginKind.POST})
 
 
 #: ``json_schema_extra`` of an ``Args`` field that may hold ``${{ secrets.X }}`` (a DSN, a header, a token)

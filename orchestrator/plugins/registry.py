@@ -41,12 +41,24 @@ class UnknownPlugin(KeyError):
 
 
 class PluginRegistry:
-    """Name -> plugin class. Validates each class when it registers, so mistakes fail early."""
+    """Name -> plugin class. Validates each class when it registers, so mistakes fail early.
 
-    def __init__(self) -> None:
+    ``PluginRegistry()`` loads the built-ins and the entry-point plugins on first use;
+    ``PluginRegistry.empty()`` holds only what is registered into it (tests, benches, embedding).
+    """
+
+    def __init__(self, *, installed: bool = True) -> None:
         self._plugins: dict[str, type[Plugin]] = {}
-        self._loaded = False
+        self._loaded = not installed
         self._loading = threading.RLock()
+
+    @classmethod
+    def empty(cls, *plugins: type[Plugin]) -> PluginRegistry:
+        """A registry of just ``plugins``: the installed ones are never loaded into it."""
+        registry = cls(installed=False)
+        for plugin in plugins:
+            registry.register(plugin)
+        return registry
 
     def register(self, cls: type[Plugin]) -> type[Plugin]:
         """Add a plugin class (usable as a decorator). Raises TypeError when it breaks the contract."""
@@ -56,6 +68,10 @@ class PluginRegistry:
             log.warning("plugin %r from %s replaces %s", cls.name, cls.__module__, existing.__module__)
         self._plugins[cls.name] = cls
         return cls
+
+    def unregister(self, name: str) -> None:
+        """Remove the plugin ``name`` (no error when it is not there)."""
+        self._plugins.pop(name, None)
 
     def register_module(self, module: ModuleType) -> None:
         """Register every concrete plugin class defined in ``module``."""

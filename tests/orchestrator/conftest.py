@@ -105,8 +105,7 @@ TEST_PLUGINS = (ReadRows, JoinRows, KeepRows, WriteRows, RunSql, Before, After, 
 @pytest.fixture
 def test_registry() -> PluginRegistry:
     """A registry holding only the test plugins above (no built-ins, no entry points)."""
-    reg = PluginRegistry()
-    reg._loaded = True  # never import the built-ins or entry points into this one
+    reg = PluginRegistry.empty()
     for cls in TEST_PLUGINS:
         reg.register(cls)
     return reg

@@ -241,8 +241,7 @@ class MarkAtLoad(TransformAtLoadPlugin):
 
 def make_registry() -> PluginRegistry:
     """A fresh registry with only the plugins above (no built-ins, no entry points)."""
-    reg = PluginRegistry()
-    reg._loaded = True  # skip built-ins and entry points: these tests own their plugins
+    reg = PluginRegistry.empty()
     for cls in (
         WaitExtract,
         LazyExtract,

@@ -108,8 +108,7 @@ def test_registering_a_broken_plugin_class_raises_type_error(cls: type, message:
 
 
 def test_a_registered_plugin_can_be_found_and_described() -> None:
-    reg = PluginRegistry()
-    reg._loaded = True  # only what this test registers
+    reg = PluginRegistry.empty()
     assert reg.register(Good) is Good  # usable as a decorator
     assert reg.get("good_extract") is Good
     assert "good_extract" in reg
@@ -125,8 +124,7 @@ def test_a_registered_plugin_can_be_found_and_described() -> None:
 
 
 def test_an_unknown_plugin_names_itself_and_lists_the_known_ones() -> None:
-    reg = PluginRegistry()
-    reg._loaded = True
+    reg = PluginRegistry.empty()
     reg.register(Good)
     with pytest.raises(UnknownPlugin) as raised:
         reg.get("nope")
@@ -140,15 +138,13 @@ def test_register_module_takes_only_the_modules_own_concrete_plugins() -> None:
     module.Mine = Mine  # type: ignore[attr-defined]
     module.Good = Good  # type: ignore[attr-defined] # imported from elsewhere: not registered again
     module.ExtractPlugin = ExtractPlugin  # type: ignore[attr-defined] # a base: no name of its own
-    reg = PluginRegistry()
-    reg._loaded = True
+    reg = PluginRegistry.empty()
     reg.register_module(module)
     assert [p.name for p in reg.all()] == ["mine"]
 
 
 def test_replacing_a_plugin_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    reg = PluginRegistry()
-    reg._loaded = True
+    reg = PluginRegistry.empty()
     reg.register(Good)
     Other = type("Other", (Good,), {"name": "good_extract", "__module__": "elsewhere"})
     with caplog.at_level(logging.WARNING, logger="orchestrator.plugins.registry"):

@@ -137,8 +137,7 @@ def test_env_secret_resolver_uses_other_providers_from_the_registry() -> None:
             Vault.calls += 1
             return "from-vault"
 
-    registry = PluginRegistry()
-    registry._loaded = True
+    registry = PluginRegistry.empty()
     registry.register(Vault)
     resolver = env_secret_resolver({"V": SecretSpec(plugin="fake_vault")}, {}, registry=registry)
     assert resolver("V", None) == "from-vault"

@@ -80,7 +80,7 @@ def leaky_plugins(settings: Any) -> Iterator[None]:
     SEEN.clear()
     yield
     for cls in (LeakyExtract, LeakyLoad, StaticSecret):
-        registry._plugins.pop(cls.name, None)
+        registry.unregister(cls.name)
 
 
 @pytest.fixture
