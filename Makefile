@@ -4,15 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-PYTHON_FOR_VENV := $(shell for p in python3.12 python3.13 python3.14 /root/.pyenv/versions/3.12.1/bin/python3.12; do \
-	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then echo $$p; break; fi; done)
+# The first Python >= 3.12 on PATH, else among pyenv's installed versions; `make PYTHON=/path/to/python ...`
+# chooses another.
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 python3 \
+	$$(command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	if $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$p; break; fi; done)
 
-.PHONY: run test test-fast lint bench venv clean
+.PHONY: run test lint bench venv clean
 
 $(VENV)/.installed: pyproject.toml
-	@if [ -z "$(PYTHON_FOR_VENV)" ]; then \
+	@if [ -z "$(PYTHON)" ]; then \
 		echo "Pipedeck needs Python >= 3.12: install python3.12 (apt install python3.12 python3.12-venv, or pyenv install 3.12)"; exit 1; fi
-	$(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m pip install -q -e examples/pipedeck-sleep-plugin
@@ -25,14 +28,14 @@ run: venv
 	$(PY) manage.py seed_demo
 	PORT=$(PORT) $(PY) -m daphne -b 127.0.0.1 -p $(PORT) designer.asgi:application
 
+# What CI checks before the tests (the same tools as .pre-commit-config.yaml)
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy orchestrator designer
 	$(VENV)/bin/ruff format --check .
-
-test: venv
-	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy orchestrator designer
+	$(VENV)/bin/lint-imports
+
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: venv

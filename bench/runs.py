@@ -69,7 +69,8 @@ def _fixtures() -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
 
-    from designer.models import Membership, Pipeline, PipelineVersion, Project, Team
+    from designer.editor.models import Pipeline, PipelineVersion, Project
+    from designer.teams.models import Membership, Team
 
     suffix = str(int(time.time() * 1000))
     user = User.objects.create_user(f"bench{suffix}", password=None)
@@ -157,7 +158,7 @@ class LiveServer:
 
 
 def _first_step_started(run_id: int, timeout: float = 10.0) -> float:
-    from designer.models import RunEvent
+    from designer.runs.models import RunEvent
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -172,7 +173,7 @@ def bench_button_to_first_step(server: LiveServer, fx: dict[str, Any], repeat: i
     """Seconds from the Run POST being sent to the first step_started event, per run."""
     import httpx
 
-    from designer.models import Run
+    from designer.runs.models import Run
 
     team, project = fx["team"], fx["projects"]["trivial"]
     url = f"{server.url}/p/{team.slug}/{project.slug}/-/run/"
@@ -299,15 +300,15 @@ async def _watch_latencies(
 
 
 def _release(run_id: int) -> None:
-    from designer.models import Run
+    from designer.runs.models import Run
 
     Run.objects.filter(pk=run_id).update(state="queued")
 
 
 def bench_event_latency(server: LiveServer, fx: dict[str, Any], clients: int) -> tuple[list[float], int]:
     """Event -> websocket message latencies (seconds) seen by ``clients`` watchers of one run."""
-    from designer.models import Run
     from designer.runs.launch import start_run
+    from designer.runs.models import Run
 
     run = start_run(fx["projects"]["chain"], fx["user"])
     # Held out of the queue until every client is connected; the server's worker then finds it by polling.
@@ -317,8 +318,8 @@ def bench_event_latency(server: LiveServer, fx: dict[str, Any], clients: int) ->
 
 def bench_runs_per_second(fx: dict[str, Any], count: int) -> float:
     """Trivial runs completed per second by one worker (concurrency 4) running in this process."""
-    from designer.models import Run
     from designer.runs.launch import enqueue, snapshot
+    from designer.runs.models import Run
     from designer.runs.worker import Worker
 
     project = fx["projects"]["trivial"]
@@ -352,8 +353,8 @@ def _burst_spec() -> dict[str, Any]:
 
 def bench_event_storage(fx: dict[str, Any]) -> tuple[float, float, int]:
     """Engine time of an event-heavy run with a MemorySink vs executed by the worker (events stored)."""
-    from designer.models import Run, RunEvent
     from designer.runs.launch import enqueue
+    from designer.runs.models import Run, RunEvent
     from designer.runs.worker import Worker
     from orchestrator.events import MemorySink
     from orchestrator.scheduler import run_project_sync

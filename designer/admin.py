@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from designer.models import Membership, Pipeline, PipelineVersion, Project, Team
+from designer.editor.models import Pipeline, PipelineVersion, Project
+from designer.teams.models import Membership, Team
 
 
 class MembershipInline(admin.TabularInline[Membership, Team]):

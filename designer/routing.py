@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from designer import consumers
+from designer.runs import consumers
 
 # (django-stubs' path() takes views only, not the ASGI applications Channels routes: hence the ignores)
 websocket_urlpatterns = [

@@ -30,10 +30,11 @@ _EXPORTS: dict[str, str] = {
     ),
     # the spec of a project file, and its YAML
     **dict.fromkeys(
-        ["PipelineSpec", "ProjectSpec", "SecretSpec", "StepSpec", "find_cycle"], "orchestrator.spec"
+        ["Definitions", "PipelineSpec", "ProjectSpec", "SecretSpec", "StepSpec", "find_cycle"],
+        "orchestrator.spec",
     ),
     **dict.fromkeys(
-        ["DEFAULT_MAX_BYTES", "Definitions", "dump_pipeline", "dump_project", "load_project"],
+        ["DEFAULT_MAX_BYTES", "dump_pipeline", "dump_project", "load_project"],
         "orchestrator.yamlio",
     ),
     **dict.fromkeys(["Problem", "SpecError"], "orchestrator.errors"),
@@ -111,65 +112,105 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from orchestrator.control import RunControl
-    from orchestrator.egress import EgressPolicy, EgressRefused, Endpoint
-    from orchestrator.errors import Problem, SpecError
+    from orchestrator.control import (
+        RunControl as RunControl,
+    )
+    from orchestrator.egress import (
+        EgressPolicy as EgressPolicy,
+        EgressRefused as EgressRefused,
+        Endpoint as Endpoint,
+    )
+    from orchestrator.errors import (
+        Problem as Problem,
+        SpecError as SpecError,
+    )
     from orchestrator.events import (
-        Event,
-        EventSink,
-        MemorySink,
-        PhaseFinished,
-        PhaseStarted,
-        PipelineFinished,
-        PipelineStarted,
-        RunFinished,
-        RunStarted,
-        Status,
-        StepFinished,
-        StepLog,
-        StepProgress,
-        StepStarted,
+        Event as Event,
+        EventSink as EventSink,
+        MemorySink as MemorySink,
+        PhaseFinished as PhaseFinished,
+        PhaseStarted as PhaseStarted,
+        PipelineFinished as PipelineFinished,
+        PipelineStarted as PipelineStarted,
+        RunFinished as RunFinished,
+        RunStarted as RunStarted,
+        Status as Status,
+        StepFinished as StepFinished,
+        StepLog as StepLog,
+        StepProgress as StepProgress,
+        StepStarted as StepStarted,
     )
     from orchestrator.phases import (
-        PHASE_ORDER,
-        PHASE_SLOTS,
-        PHASES_BY_TYPE,
-        STEP_KINDS,
-        PhaseName,
-        PipelineType,
-        PluginKind,
-        allowed_phases,
-        required_phases,
-        slot_kind,
+        PHASE_ORDER as PHASE_ORDER,
+        PHASE_SLOTS as PHASE_SLOTS,
+        PHASES_BY_TYPE as PHASES_BY_TYPE,
+        STEP_KINDS as STEP_KINDS,
+        PhaseName as PhaseName,
+        PipelineType as PipelineType,
+        PluginKind as PluginKind,
+        allowed_phases as allowed_phases,
+        required_phases as required_phases,
+        slot_kind as slot_kind,
     )
     from orchestrator.plugins.base import (
-        SECRET_FIELD,
-        ExtractPlugin,
-        Frame,
-        LoadPlugin,
-        MergePlugin,
-        Plugin,
-        PluginError,
-        PostPlugin,
-        PrePlugin,
-        SecretProvider,
-        StepContext,
-        TransformAtLoadPlugin,
-        TransformPlugin,
-        secret_fields,
+        SECRET_FIELD as SECRET_FIELD,
+        ExtractPlugin as ExtractPlugin,
+        Frame as Frame,
+        LoadPlugin as LoadPlugin,
+        MergePlugin as MergePlugin,
+        Plugin as Plugin,
+        PluginError as PluginError,
+        PostPlugin as PostPlugin,
+        PrePlugin as PrePlugin,
+        SecretProvider as SecretProvider,
+        StepContext as StepContext,
+        TransformAtLoadPlugin as TransformAtLoadPlugin,
+        TransformPlugin as TransformPlugin,
+        secret_fields as secret_fields,
     )
-    from orchestrator.plugins.registry import PluginRegistry, UnknownPlugin, registry
-    from orchestrator.policy import RunPolicy
+    from orchestrator.plugins.registry import (
+        PluginRegistry as PluginRegistry,
+        UnknownPlugin as UnknownPlugin,
+        registry as registry,
+    )
+    from orchestrator.policy import (
+        RunPolicy as RunPolicy,
+    )
     from orchestrator.resolve import (
-        Redactor,
-        Reference,
-        ResolveError,
-        SecretResolver,
-        iter_references,
-        secret_key,
+        Redactor as Redactor,
+        Reference as Reference,
+        ResolveError as ResolveError,
+        SecretResolver as SecretResolver,
+        iter_references as iter_references,
+        secret_key as secret_key,
     )
-    from orchestrator.sandbox import ChildExit, Limits, RunRequest, Sandbox
-    from orchestrator.scheduler import RunResult, UnknownPipelines, run_project, run_project_sync
-    from orchestrator.spec import PipelineSpec, ProjectSpec, SecretSpec, StepSpec, find_cycle
-    from orchestrator.validate import pipeline_problems, validate_project
-    from orchestrator.yamlio import DEFAULT_MAX_BYTES, Definitions, dump_pipeline, dump_project, load_project
+    from orchestrator.sandbox import (
+        ChildExit as ChildExit,
+        Limits as Limits,
+        RunRequest as RunRequest,
+        Sandbox as Sandbox,
+    )
+    from orchestrator.scheduler import (
+        RunResult as RunResult,
+        UnknownPipelines as UnknownPipelines,
+        run_project as run_project,
+        run_project_sync as run_project_sync,
+    )
+    from orchestrator.spec import (
+        Definitions as Definitions,
+        PipelineSpec as PipelineSpec,
+        ProjectSpec as ProjectSpec,
+        SecretSpec as SecretSpec,
+        StepSpec as StepSpec,
+        find_cycle as find_cycle,
+    )
+    from orchestrator.validate import (
+        pipeline_problems as pipeline_problems,
+        validate_project as validate_project,
+    )
+    from orchestrator.yamlio import (
+        DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES,
+        dump_pipeline as dump_pipeline,
+        dump_project as dump_project,
+        load_project as load_project,
+    )

@@ -49,7 +49,7 @@ PHASES_BY_TYPE: dict[PipelineType, dict[PhaseName, bool]] = {
 
 #: phase -> its slots in the order they run (and are shown) -> the plugin kind the slot takes.
 #: ``steps`` is a list run as the phase says; ``merge`` one step; ``pre`` / ``post`` lists around them.
-PHASE_SLOTS: dict[PhaseName, dict[str, PluginKind]] = {
+PHASE_SLOTS: dict[str, dict[str, PluginKind]] = {
     PhaseName.EXTRACT: {
         "pre": PluginKind.PRE,
         "steps": PluginKind.EXTRACT,

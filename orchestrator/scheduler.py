@@ -24,8 +24,7 @@ from orchestrator.egress import EgressPolicy
 from orchestrator.engine import PipelineOutcome, PipelineRun, RunEnv
 from orchestrator.events import EventSink, PipelineFinished, RunFinished, RunStarted, Status
 from orchestrator.logs import EventBus
-from orchestrator.plugins.registry import PluginRegistry
-from orchestrator.plugins.registry import registry as default_registry
+from orchestrator.plugins.registry import PluginRegistry, registry as default_registry
 from orchestrator.resolve import Redactor, SecretResolver, env_secret_resolver
 from orchestrator.spec import ProjectSpec
 

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from designer.models import Membership, Pipeline, PipelineVersion, Project, Team
+from designer.editor.models import Pipeline, PipelineVersion, Project
+from designer.teams import activity
+from designer.teams.models import Membership, Team
 
 _seq = itertools.count(1)
 
@@ -75,6 +77,9 @@ def make_pipeline(
         spec=spec,
         **kw,
     )
+    activity.pipeline_created(pipeline)  # as the designer's views record it
     if version:
-        PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec, message="Created")
+        activity.version_saved(
+            PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec, message="Created")
+        )
     return pipeline

@@ -11,10 +11,12 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from designer.models import PipelineRun, Project, Run, RunState, StepRun, Team
-from orchestrator.spec import PHASE_ORDER
+from designer.editor.models import Project
+from designer.runs.models import RUN_STATES, PipelineRun, Run, StepRun
+from designer.teams.models import Team
+from orchestrator import PHASE_ORDER
 
-STATES = [s.value for s in RunState]
+STATES = [s.value for s in RUN_STATES]
 #: the dashboard's time filter: key -> (label, age)
 PERIODS: dict[str, tuple[str, dt.timedelta | None]] = {
     "24h": ("Last 24 hours", dt.timedelta(hours=24)),

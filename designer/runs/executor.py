@@ -11,13 +11,11 @@ from typing import Any
 
 from django.db import transaction
 
-from designer.models import Run, RunState, Team
 from designer.runs import groups, isolation, queue, records
+from designer.runs.models import Run
 from designer.runs.publish import Message, publish
-from orchestrator.control import RunControl
-from orchestrator.events import RunFinished, Status
-from orchestrator.resolve import Redactor
-from orchestrator.sandbox import RunRequest
+from designer.teams.models import Team
+from orchestrator import Redactor, RunControl, RunFinished, RunRequest, Status
 
 log = logging.getLogger(__name__)
 
@@ -155,24 +153,21 @@ def _load(claim: queue.Claim) -> dict[str, Any]:
     }
 
 
-def _finish(claim: queue.Claim, state: str, error: str) -> dict[str, Any] | None:
+def _finish(claim: queue.Claim, state: str, error: str) -> Message | None:
     with transaction.atomic():
         if not queue.finish_run(claim, state, error):
             return None
-        records.close_units(claim.run_id, "" if state == RunState.CANCELLED else error)
-    run = Run.objects.select_related("project").get(pk=claim.run_id)
-    return run.summary()
+        records.close_units(claim.run_id, "" if state == Status.CANCELLED else error)
+    return groups.run_update_message(Run.objects.select_related("project").get(pk=claim.run_id))
 
 
 async def run_update(db: DbCall, run_id: int) -> None:
     """Tell the team's dashboard about the run's current state."""
 
-    def summary() -> tuple[int, dict[str, Any]]:
-        run = Run.objects.select_related("project").get(pk=run_id)
-        return run.team_id, run.summary()
+    def message() -> Message:
+        return groups.run_update_message(Run.objects.select_related("project").get(pk=run_id))
 
-    team_id, data = await db(summary)
-    await publish([(groups.team_runs_group(team_id), {"type": groups.RUN_UPDATE, "run": data})])
+    await publish([await db(message)])
 
 
 async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | None:
@@ -210,17 +205,17 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
         status = Status.CANCELLED if cancelled else Status.FAILED
         recorder.add(_finished(status, "cancelled" if cancelled else ended.failure(request.limits)))
     finished = recorder.finished or {}
-    state = str(finished.get("status") or RunState.FAILED)
+    state = str(finished.get("status") or Status.FAILED)
     error = str(finished.get("error") or "")
-    if control.cancelled and state != RunState.FAILED:
-        state = RunState.CANCELLED
+    if control.cancelled and state != Status.FAILED:
+        state = Status.CANCELLED
     await recorder.close()
     if recorder.stale:
         return None
-    summary = await db(_finish, claim, state, error)
-    if summary is None:
+    update = await db(_finish, claim, state, error)
+    if update is None:
         return None
-    await publish([(groups.team_runs_group(team.pk), {"type": groups.RUN_UPDATE, "run": summary})])
+    await publish([update])
     return state
 
 

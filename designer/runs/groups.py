@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from designer.runs.models import Run
 
 #: message type delivered to consumers for one stored run event (-> ``run_event`` handler)
 RUN_EVENT = "run.event"
@@ -25,6 +28,11 @@ def run_group(run_id: int) -> str:
 def team_runs_group(team_id: int) -> str:
     """The group of a team's run list (dashboard)."""
     return f"pipedeck.team.{team_id}.runs"
+
+
+def run_update_message(run: Run) -> tuple[str, dict[str, Any]]:
+    """``(group, message)`` telling the run's team dashboard its current state (``run.project`` loaded)."""
+    return team_runs_group(run.team_id), {"type": RUN_UPDATE, "run": run.summary()}
 
 
 #: how ``run_events_message`` texts begin and end (json.dumps keeps the dict's key order)

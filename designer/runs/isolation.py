@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from designer.models import Run, Team
-from designer.secrets_store import secret_references, team_secret_resolver
-from orchestrator.egress import EgressPolicy, Endpoint
-from orchestrator.policy import RunPolicy
-from orchestrator.sandbox import Limits, RunRequest, Sandbox
+from designer.runs.models import Run
+from designer.teams.models import Team
+from designer.teams.secrets import secret_references, team_secret_resolver
+from orchestrator import EgressPolicy, Endpoint, Limits, RunPolicy, RunRequest, Sandbox
 
 #: team fields an owner may set, by limit name
 LIMIT_FIELDS = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,11 +10,12 @@ from django.conf import settings
 from django.db import transaction
 from pydantic import ValidationError
 
-from designer.models import PipelineRun, Project, Run, StepRun
-from designer.runs import groups, queue
+from designer.editor.models import Project
+from designer.runs import groups, queue, records
+from designer.runs.models import PipelineRun, Run, StepRun
 from designer.runs.publish import publish_sync
-from designer.variables import effective_variables
-from orchestrator.spec import PHASE_ORDER, ProjectSpec
+from designer.teams.variables import effective_variables
+from orchestrator import PHASE_ORDER, ProjectSpec, Status
 
 
 class RunRefused(Exception):
@@ -91,9 +91,7 @@ def _announce(run: Run) -> None:
     from designer.runs import worker
 
     def send() -> None:
-        publish_sync(
-            [(groups.team_runs_group(run.team_id), {"type": groups.RUN_UPDATE, "run": run.summary()})]
-        )
+        publish_sync([groups.run_update_message(run)])
         worker.wake_workers()
 
     transaction.on_commit(send)
@@ -189,23 +187,12 @@ def cancel(run: Run) -> bool:
     from designer.runs import worker
 
     if queue.cancel_queued(run.pk):
-        from designer.runs.records import append_event, close_units
-
-        close_units(run.pk)
-        event = append_event(
-            run.pk,
-            "run_finished",
-            {"status": "cancelled", "duration": 0.0, "error": "cancelled"},
-            time.time(),
-        )
+        event = records.finish_without_engine(run.pk, Status.CANCELLED, "cancelled")
         run.refresh_from_db()
         publish_sync(
             [
-                (
-                    groups.run_group(run.pk),
-                    groups.run_events_message(run.pk, [event.as_message()]),
-                ),
-                (groups.team_runs_group(run.team_id), {"type": groups.RUN_UPDATE, "run": run.summary()}),
+                (groups.run_group(run.pk), groups.run_events_message(run.pk, [event.as_message()])),
+                groups.run_update_message(run),
             ]
         )
         return True

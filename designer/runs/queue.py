@@ -17,8 +17,8 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Now
 
-from designer.models import Run, RunState
-from designer.models.runs import RunQuerySet
+from designer.runs.models import Run, RunQuerySet
+from orchestrator import Status
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _candidate_ids(limit: int) -> list[int]:
 def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     """Take the oldest queued run for ``worker_id``, or None. Never hands one run to two claimers."""
     claimed = {
-        "state": RunState.RUNNING,
+        "state": Status.RUNNING,
         "worker_id": worker_id,
         "attempt": F("attempt") + 1,
         "lease_expires_at": _lease_end(lease),
@@ -69,7 +69,7 @@ def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     # SQLite: no row locks, but a conditional UPDATE is atomic, so only one claimer can move it from queued.
     for run_id in _candidate_ids(5):
         with transaction.atomic():
-            if Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(**claimed) == 1:
+            if Run.objects.filter(pk=run_id, state=Status.QUEUED).update(**claimed) == 1:
                 attempt = Run.objects.values_list("attempt", flat=True).get(pk=run_id)
                 return Claim(run_id, attempt, worker_id)
     return None
@@ -77,7 +77,7 @@ def claim_next_run(worker_id: str, lease: float) -> Claim | None:
 
 def owned(claim: Claim) -> RunQuerySet:
     """The queryset matching the run only while ``claim`` still holds it."""
-    return Run.objects.filter(pk=claim.run_id, attempt=claim.attempt, state=RunState.RUNNING)
+    return Run.objects.filter(pk=claim.run_id, attempt=claim.attempt, state=Status.RUNNING)
 
 
 def heartbeat(claim: Claim, lease: float) -> bool:
@@ -98,16 +98,15 @@ def finish_run(claim: Claim, state: str, error: str = "") -> bool:
 def requeue_run(claim: Claim) -> bool:
     """Give a held run back to the queue (graceful shutdown); False when the claim is stale."""
     return (
-        owned(claim).update(state=RunState.QUEUED, worker_id="", lease_expires_at=None, heartbeat_at=None)
-        == 1
+        owned(claim).update(state=Status.QUEUED, worker_id="", lease_expires_at=None, heartbeat_at=None) == 1
     )
 
 
 def cancel_queued(run_id: int) -> bool:
     """Cancel a run nobody has claimed yet; False when it is no longer queued."""
     return (
-        Run.objects.filter(pk=run_id, state=RunState.QUEUED).update(
-            state=RunState.CANCELLED,
+        Run.objects.filter(pk=run_id, state=Status.QUEUED).update(
+            state=Status.CANCELLED,
             cancel_requested=True,
             finished_at=Now(),
             error="cancelled before it started",
@@ -118,7 +117,7 @@ def cancel_queued(run_id: int) -> bool:
 
 def request_cancel(run_id: int) -> bool:
     """Ask the worker holding a running run to cancel it (it polls the flag); False when not running."""
-    return Run.objects.filter(pk=run_id, state=RunState.RUNNING).update(cancel_requested=True) == 1
+    return Run.objects.filter(pk=run_id, state=Status.RUNNING).update(cancel_requested=True) == 1
 
 
 def cancel_requested_ids(run_ids: list[int]) -> set[int]:
@@ -140,22 +139,22 @@ def reap_lost_runs() -> list[Reaped]:
 
     Each is re-queued while it has attempts left, else failed with "worker lost".
     """
-    expired = Run.objects.filter(state=RunState.RUNNING).filter(
+    expired = Run.objects.filter(state=Status.RUNNING).filter(
         Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
     )
     reaped: list[Reaped] = []
     for run_id, attempt, max_attempts in expired.values_list("pk", "attempt", "max_attempts"):
-        still_lost = Run.objects.filter(pk=run_id, attempt=attempt, state=RunState.RUNNING).filter(
+        still_lost = Run.objects.filter(pk=run_id, attempt=attempt, state=Status.RUNNING).filter(
             Q(lease_expires_at__lt=Now()) | Q(lease_expires_at__isnull=True)
         )
         requeue = attempt < max_attempts and not _cancel_was_requested(run_id)
         if requeue:
             done = still_lost.update(
-                state=RunState.QUEUED, worker_id="", lease_expires_at=None, heartbeat_at=None
+                state=Status.QUEUED, worker_id="", lease_expires_at=None, heartbeat_at=None
             )
         else:
             done = still_lost.update(
-                state=RunState.FAILED,
+                state=Status.FAILED,
                 error=WORKER_LOST,
                 finished_at=Now(),
                 worker_id="",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Field, Model, Q
 
-from designer.models import PipelineRun, Run, RunEvent, StepRun
+from designer.runs.models import PipelineRun, Run, RunEvent, StepRun
 from designer.runs.queue import Claim, StaleClaim, owned
 
 UNFINISHED = ("queued", "running")
@@ -155,6 +156,16 @@ def close_units(run_id: int, error: str = "") -> None:
     for model, scope in ((PipelineRun, Q(run_id=run_id)), (StepRun, Q(pipeline_run__run_id=run_id))):
         model.objects.filter(scope, state="queued").update(state="skipped")
         model.objects.filter(scope, state="running").update(**running_fields)
+
+
+def finish_without_engine(run_id: int, status: str, error: str) -> RunEvent:
+    """Close a run that the engine will not finish (cancelled before it started, its worker lost): its
+    units closed (running ones ``failed`` with ``error``, or ``cancelled``), its ``run_finished`` event
+    appended. The caller has already set the run's own state."""
+    close_units(run_id, error if status == "failed" else "")
+    return append_event(
+        run_id, "run_finished", {"status": status, "duration": 0.0, "error": error}, time.time()
+    )
 
 
 def append_event(run_id: int, kind: str, payload: dict[str, Any], ts: float) -> RunEvent:

@@ -28,7 +28,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from designer.runs import executor, groups, isolation, queue, records
 from designer.runs.publish import publish
-from orchestrator.control import RunControl
+from orchestrator import RunControl, Status
 
 log = logging.getLogger(__name__)
 
@@ -221,14 +221,8 @@ class Worker:
 
     async def _report_lost(self, run_id: int) -> None:
         def write() -> dict[str, Any]:
-            records.close_units(run_id, queue.WORKER_LOST)  # the run is already failed: nobody else writes
-            event = records.append_event(
-                run_id,
-                "run_finished",
-                {"status": "failed", "duration": 0.0, "error": queue.WORKER_LOST},
-                time.time(),
-            )
-            return event.as_message()
+            # the run is already failed: nobody else writes to it any more
+            return records.finish_without_engine(run_id, Status.FAILED, queue.WORKER_LOST).as_message()
 
         message = await self.db(write)
         await publish([(groups.run_group(run_id), groups.run_events_message(run_id, [message]))])
@@ -327,7 +321,7 @@ def _freeze_long_lived_heap() -> None:
     of live events with 100 watchers. Frozen objects are never collected, so only the long-lived ones
     loaded at start are frozen: the plugins are loaded first so that they are among them.
     """
-    from orchestrator.plugins.registry import registry
+    from orchestrator import registry
 
     registry.all()
     gc.collect()
@@ -370,13 +364,6 @@ def start_embedded_worker() -> Worker | None:
         return _embedded
 
 
-def _is_server_process() -> bool:
-    """True in a real server; under pytest only in a child process (the live Daphne of browser tests)."""
-    import multiprocessing
-
-    return "pytest" not in sys.modules or multiprocessing.parent_process() is not None
-
-
 class StartsEmbeddedWorker:
     """ASGI wrapper that starts the in-process worker (embedded default) with the server.
 
@@ -387,7 +374,7 @@ class StartsEmbeddedWorker:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.started = False
-        if "daphne.server" in sys.modules and _is_server_process():
+        if "daphne.server" in sys.modules and settings.PIPEDECK_INPROCESS_WORKER:
             from twisted.internet import reactor
 
             reactor.callWhenRunning(self._start_in_background)
@@ -399,6 +386,5 @@ class StartsEmbeddedWorker:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
         if not self.started:
             self.started = True
-            if _is_server_process():
-                await asyncio.to_thread(start_embedded_worker)
+            await asyncio.to_thread(start_embedded_worker)  # does nothing unless settings ask for it
         return await self.app(scope, receive, send)

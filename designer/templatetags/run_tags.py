@@ -6,7 +6,8 @@ from typing import Any
 
 from django import template
 
-from designer.models import StepRun
+from designer.runs.models import StepRun
+from orchestrator import Status
 
 register = template.Library()
 
@@ -52,10 +53,10 @@ def latest_step_state(context: Any, pipeline: Any, step: Any) -> dict[str, Any] 
 @register.simple_tag
 def active_run_id(pipeline: Any) -> int | None:
     """The newest queued or running run that includes ``pipeline`` (the editor follows it live)."""
-    from designer.models import Run, RunState
+    from designer.runs.models import Run
 
     runs = Run.objects.filter(
-        project_id=pipeline.project_id, state__in=(RunState.QUEUED, RunState.RUNNING)
+        project_id=pipeline.project_id, state__in=(Status.QUEUED, Status.RUNNING)
     ).order_by("-created_at", "-pk")
     for run in runs.only("pk", "pipelines", "spec")[:20]:
         if pipeline.name in run.pipeline_names:
@@ -66,7 +67,7 @@ def active_run_id(pipeline: Any) -> int | None:
 @register.simple_tag(takes_context=True)
 def can_run(context: Any, team: Any) -> bool:
     """True when the signed-in user may start and cancel runs in ``team`` (role runner or above)."""
-    from designer.access import can
+    from designer.web import can
 
     request = context.get("request")
     return team is not None and request is not None and can(request.user, team, "runner")
@@ -75,7 +76,7 @@ def can_run(context: Any, team: Any) -> bool:
 @register.inclusion_tag("runs/_latest_runs_link.html", takes_context=True)
 def runs_nav_link(context: Any) -> dict[str, Any]:
     """The nav's "Runs" link for the team in the URL (or the user's first team)."""
-    from designer.models import Team
+    from designer.teams.models import Team
 
     request = context.get("request")
     user = getattr(request, "user", None)

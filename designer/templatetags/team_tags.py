@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from designer import activity, members
+from designer.teams import activity, members
 
 register = template.Library()
 

@@ -69,8 +69,11 @@ def _child_setup(test_db_name: str) -> None:
 
 
 def _spawned_application(test_db_name: str):  # type: ignore[no-untyped-def]
-    """In the spawned Daphne child: set Django up on the test database, then build the ASGI app."""
+    """In the spawned Daphne child: set Django up on the test database, then build the ASGI app (with
+    its in-process worker: the live server runs the runs its pages start)."""
     import django
+
+    os.environ["PIPEDECK_INPROCESS_WORKER"] = "true"
 
     django.setup()
     _child_setup(test_db_name)

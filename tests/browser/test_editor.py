@@ -90,7 +90,7 @@ def test_upload_a_broken_yaml_shows_the_line(logged_in_page: Page, live_server_u
 
 
 def test_yaml_tab_and_type_switch(logged_in_page: Page, live_server_url, browser_user):
-    from designer.services import pipelines as service
+    from designer.editor import pipelines as service
     from tests.factory import SLEEP_SPEC
 
     project = browser_user["project"]

@@ -116,7 +116,7 @@ def test_the_dashboard_shows_new_runs_without_reload(logged_in_page: Page, live_
 def test_the_dashboard_runs_one_pipeline_chosen_among_the_projects_pipelines(
     logged_in_page: Page, live_server_url, browser_user
 ):
-    from designer.models import Run
+    from designer.runs.models import Run
     from tests.factory import make_project
 
     make_pipeline(browser_user["project"], "orders", spec=sleep_spec(0))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 
-from designer.models import Run
 from designer.runs import queue
 from designer.runs.launch import start_run
+from designer.runs.models import Run
 from tests.factory import make_pipeline, make_project, make_team, make_user
 
 pytestmark = pytest.mark.integration

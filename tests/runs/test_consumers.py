@@ -13,9 +13,8 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from designer import consumers
 from designer.routing import websocket_urlpatterns
-from designer.runs import groups, queue, records
+from designer.runs import consumers, groups, queue, records
 from designer.runs.launch import start_run
 from tests.factory import add_member, make_user
 

@@ -9,8 +9,8 @@ import time
 import pytest
 from django.db import connection
 
-from designer.models import Run
 from designer.runs.launch import start_run
+from designer.runs.models import Run
 from tests.servers import free_port, start_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,9 +7,9 @@ import threading
 import pytest
 from django.db import connection
 
-from designer.models import Run
 from designer.runs import queue
 from designer.runs.launch import start_run
+from designer.runs.models import Run
 
 
 def _expire(run_id: int) -> None:

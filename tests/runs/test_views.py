@@ -6,9 +6,9 @@ import pytest
 from django.template import Context, Template
 from django.urls import reverse
 
-from designer.models import PipelineRun, Run, StepRun
 from designer.runs import queue
 from designer.runs.launch import start_run
+from designer.runs.models import PipelineRun, Run, StepRun
 from tests.factory import add_member, make_pipeline, make_user
 
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from designer.models import Run, RunEvent, StepRun
 from designer.runs import launch
 from designer.runs.launch import start_run
+from designer.runs.models import Run, RunEvent, StepRun
 from tests.factory import make_pipeline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -148,6 +148,9 @@ def test_a_worker_whose_run_was_taken_away_stops_it_and_writes_nothing(project, 
 
 
 def test_the_embedded_worker_never_starts_inside_the_test_process():
-    from designer.runs.worker import _is_server_process
+    from django.conf import settings
 
-    assert _is_server_process() is False
+    from designer.runs.worker import start_embedded_worker
+
+    assert settings.PIPEDECK_INPROCESS_WORKER is False
+    assert start_embedded_worker() is None

@@ -15,9 +15,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from designer.models import Membership, Pipeline, Project, Run
+from designer.editor.models import Pipeline, Project
 from designer.runs import launch
+from designer.runs.models import Run
 from designer.runs.worker import Worker
+from designer.teams.models import Membership
 from orchestrator.spec import ProjectSpec
 from tests.teams.conftest import Crew, build_crew
 

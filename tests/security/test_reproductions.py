@@ -20,9 +20,9 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from designer.models import Run, StepRun
 from designer.runs.isolation import team_data_root
-from designer.secrets_store import set_secret
+from designer.runs.models import Run, StepRun
+from designer.teams.secrets import set_secret
 from tests.security.conftest import Attack, acme_owners, everything_of, wait
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -15,8 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from orchestrator.plugins import PluginError, StepContext
-from orchestrator.plugins import sql as sql_plugins
+from orchestrator.plugins import PluginError, StepContext, sql as sql_plugins
 from orchestrator.plugins.frames import Aggregate, FilterRows, SqlTransform, WithColumns
 from orchestrator.plugins.generate import GenerateRows
 from orchestrator.plugins.sql import SqlExecute, SqlExtract, SqlLoad, execute_script

@@ -9,7 +9,8 @@ from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
 from django.test import Client
 
-from designer.models import Project, Team
+from designer.editor.models import Project
+from designer.teams.models import Team
 from tests.factory import add_member, make_pipeline, make_project, make_team, make_user
 
 ROLES = ("owner", "editor", "runner", "viewer")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from designer.models import ActivityEvent
 from designer.runs.launch import start_run
+from designer.teams.models import ActivityEvent
 from tests.factory import make_pipeline, make_project, make_team, make_user
 
 

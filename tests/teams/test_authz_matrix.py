@@ -24,8 +24,10 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from designer import secrets_store, variables
-from designer.models import Membership, Pipeline, Role, Run
+from designer.editor.models import Pipeline
+from designer.runs.models import Run
+from designer.teams import secrets as team_secrets, variables
+from designer.teams.models import Membership, Role
 from tests.teams.conftest import ROLES, Crew, build_crew
 
 PUBLIC = "public"  # anyone, signed in or not
@@ -166,7 +168,7 @@ def _kwargs_values(crew: Crew, run: Run) -> dict[str, Any]:
 def _team_a_objects(crew: Crew) -> Run:
     """Everything a URL may name in team A: a template pipeline, a secret, variables, a finished run."""
     Pipeline.objects.filter(project=crew.project, name="orders").update(is_template=True)
-    secrets_store.set_secret(crew.team, "TOKEN", "tok-value")
+    team_secrets.set_secret(crew.team, "TOKEN", "tok-value")
     variables.set_variable(crew.team, None, "TOKEN", "team")
     variables.set_variable(crew.team, crew.project, "TOKEN", "project")
     pipeline = Pipeline.objects.get(project=crew.project, name="orders")

@@ -6,7 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from designer import crypto
+from designer.teams import crypto
 
 
 def test_it_round_trips_and_never_stores_clear_text(fernet_keys):

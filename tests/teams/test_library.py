@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from designer import library
-from designer.models import ActivityEvent, Pipeline, PipelineVersion, Run
+from designer.editor.models import Pipeline, PipelineVersion
+from designer.runs.models import Run
+from designer.teams import activity, library
+from designer.teams.models import ActivityEvent
 from tests.factory import SLEEP_SPEC, add_member, make_pipeline, make_project
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -119,15 +121,20 @@ def test_the_activity_feed_shows_who_did_what(crew):
 def test_pipelines_versions_and_runs_feed_the_activity_with_their_author(crew):
     editor, runner = crew.users["editor"], crew.users["runner"]
     pipeline = make_pipeline(crew.project, "nightly", created_by=editor, version=False)
-    PipelineVersion.objects.create(
-        pipeline=pipeline, number=1, spec=pipeline.spec, author=editor, message="first"
+    activity.version_saved(
+        PipelineVersion.objects.create(
+            pipeline=pipeline, number=1, spec=pipeline.spec, author=editor, message="first"
+        )
     )
-    PipelineVersion.objects.create(
+    imported = PipelineVersion.objects.create(
         pipeline=pipeline, number=2, spec=pipeline.spec, author=editor, message="Imported from x.yaml"
     )
+    activity.version_saved(imported, "imported")
     run = Run.objects.create(
         team=crew.team, project=crew.project, spec={}, pipelines=["nightly"], created_by=runner
     )
+    activity.run_started(run)
+    Run.objects.create(team=crew.team, project=crew.project, spec={}, pipelines=["nightly"])  # no record
     feed = [
         (e.actor, e.verb, e.object_name, e.detail)
         for e in ActivityEvent.objects.filter(team=crew.team).order_by("pk")

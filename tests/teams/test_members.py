@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from designer.models import ActivityEvent, Membership, Team
+from designer.teams.models import ActivityEvent, Membership, Team
 from tests.factory import make_user
 
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -21,10 +21,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
-from designer.models import Run
 from designer.runs.isolation import team_data_root
+from designer.runs.models import Run
 from designer.runs.worker import Worker
-from designer.secrets_store import team_secret_resolver
+from designer.teams.secrets import team_secret_resolver
 from orchestrator.events import MemorySink
 from orchestrator.plugins.registry import registry
 from orchestrator.scheduler import run_project
@@ -222,7 +222,7 @@ async def test_the_engine_with_the_team_resolver_redacts_every_event(
 
     def setup() -> Any:
         crew = build_crew()
-        from designer.secrets_store import set_secret
+        from designer.teams.secrets import set_secret
 
         set_secret(crew.team, "LEAK", CANARY)
         return team_secret_resolver(crew.team)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from designer import crypto
-from designer.models import Secret
+from designer.teams import crypto
+from designer.teams.models import Secret
 
 HX = {"HTTP_HX_REQUEST": "true"}
 VALUE = "pa55-w0rd-VALUE"

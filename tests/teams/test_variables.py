@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from designer import variables
-from designer.models import Variable
+from designer.teams import variables
+from designer.teams.models import Variable
 
 HX = {"HTTP_HX_REQUEST": "true"}
 

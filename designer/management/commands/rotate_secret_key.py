@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from designer import crypto
-from designer.secrets_store import rotate_all
+from designer.teams import crypto
+from designer.teams.secrets import rotate_all
 
 
 class Command(BaseCommand):

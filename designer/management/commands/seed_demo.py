@@ -11,9 +11,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from designer.demo import DEMO_PIPELINES, DEMO_PROJECT, DEMO_TEAM, DEMO_VARIABLES, build_source_db
-from designer.models import Membership, Pipeline, Project, Team
+from designer.editor import pipelines as service
+from designer.editor.models import Pipeline, Project
 from designer.runs.isolation import team_data_root
-from designer.services import pipelines as service
+from designer.teams import activity
+from designer.teams.models import Membership, Team
 
 
 class Command(BaseCommand):
@@ -36,16 +38,17 @@ class Command(BaseCommand):
             made = []
             for name in DEMO_PIPELINES:  # create all first: `needs` must name existing pipelines
                 if not Pipeline.objects.filter(project=project, name=name).exists():
-                    Pipeline.objects.create(
+                    pipeline = Pipeline.objects.create(
                         project=project, name=name, slug=name.replace("_", "-"), created_by=user
                     )
+                    activity.pipeline_created(pipeline)
                     made.append(name)
             for name in made:
                 pipeline = Pipeline.objects.get(project=project, name=name)
                 service.store(pipeline, copy.deepcopy(DEMO_PIPELINES[name]))
                 if not pipeline.is_valid:
                     raise RuntimeError(f"demo pipeline {name} does not validate: {pipeline.errors}")
-                service.save_version(pipeline, user, "Demo pipeline")
+                activity.version_saved(service.save_version(pipeline, user, "Demo pipeline"))
         what = f"created {', '.join(made)}" if made else "already present"
         self.stdout.write(f"Demo project '{project.name}' in team '{team.name}': {what}.")
         port = os.environ.get("PORT", "8000")

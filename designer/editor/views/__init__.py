@@ -1,0 +1,1 @@
+"""The editor's pages: the editor itself, a pipeline's versions, projects."""

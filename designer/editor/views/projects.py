@@ -1,0 +1,259 @@
+"""Home and project pages: the needs graph, concurrency, download and upload of the project YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from designer.editor import projects as service
+from designer.editor.graph import layout
+from designer.editor.models import Pipeline, Project
+from designer.teams import activity
+from designer.teams.models import Role, Team
+from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for
+from orchestrator import SpecError
+
+MAX_UPLOAD_BYTES = 1_048_576
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The user's teams and their projects."""
+    assert request.user.is_authenticated  # login_required
+    teams = list(Team.objects.filter(memberships__user=request.user).prefetch_related("projects").distinct())
+    for team in teams:
+        team.can_edit = can(request.user, team, Role.EDITOR)  # type: ignore[attr-defined]
+    return render(request, "editor/home.html", {"teams": teams})
+
+
+def _url(project: Project) -> str:
+    return reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
+
+
+@login_required
+@require_POST
+def project_create(request: HttpRequest, team: str) -> HttpResponse:
+    """Create a project in a team."""
+    the_team = get_team_for(request, team, role=Role.EDITOR)
+    name = request.POST.get("name", "").strip()
+    slug = slugify(name)
+    if not name or not slug:
+        messages.error(request, "A project needs a name with at least one letter or digit.")
+        return redirect("designer-home")
+    if Project.objects.filter(team=the_team, slug=slug).exists():
+        messages.error(request, f"Team {the_team.name} already has a project '{slug}'.")
+        return redirect("designer-home")
+    project = Project.objects.create(team=the_team, name=name, slug=slug)
+    activity.record(the_team, request.user, "created", project, object_type="project", url=_url(project))
+    return redirect("designer-project", team=team, project=project.slug)
+
+
+def _graph(project: Project) -> dict[str, Any]:
+    pipelines = list(project.pipelines.all())
+    urls = {p.name: p.editor_url() for p in pipelines}
+    return layout({p.name: p.needs for p in pipelines}, {p.name: p.is_valid for p in pipelines}, urls)
+
+
+def _graph_data(pipelines: list[Pipeline]) -> dict[str, list[dict[str, object]]]:
+    """Nodes and edges for the client-side graph (``source`` runs before ``target``)."""
+    return {
+        "nodes": [
+            {"id": p.name, "valid": p.is_valid, "type": p.type, "url": p.editor_url()} for p in pipelines
+        ],
+        "edges": [{"source": need, "target": p.name} for p in pipelines for need in p.needs],
+    }
+
+
+def _project_context(request: HttpRequest, project: Project, **extra: object) -> dict[str, object]:
+    pipelines = list(project.pipelines.all().order_by("name"))
+    return {
+        "graph_data": _graph_data(pipelines),
+        "project": project,
+        "team": project.team,
+        "pipelines": pipelines,
+        "edges": [(p.name, need) for p in pipelines for need in p.needs],
+        "graph": _graph(project),
+        "can_edit": can(request.user, project.team, Role.EDITOR),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def project_detail(request: HttpRequest, team: str, project: str) -> HttpResponse:
+    """The project page: pipelines, their needs graph, settings, download and upload."""
+    the_project = get_project_for(request, team, project)
+    return render(request, "editor/project.html", _project_context(request, the_project))
+
+
+@login_required
+@require_GET
+def project_graph(request: HttpRequest, team: str, project: str) -> JsonResponse:
+    """The needs graph as JSON: nodes and edges (``source`` runs before ``target``)."""
+    the_project = get_project_for(request, team, project)
+    return JsonResponse(_graph_data(list(the_project.pipelines.all().order_by("name"))))
+
+
+def _graph_response(request: HtmxHttpRequest, project: Project, **extra: object) -> HttpResponse:
+    if request.htmx:  # the graph, and the pipelines table's "needs" column out of band
+        context = _project_context(request, project, oob_table=True, **extra)
+        return render(request, "editor/_project_graph.html", context)
+    for key in ("notice", "graph_error"):
+        if extra.get(key):
+            (messages.error if key == "graph_error" else messages.success)(request, str(extra[key]))
+    return redirect("designer-project", team=project.team.slug, project=project.slug)
+
+
+@login_required
+@require_POST
+def project_needs(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
+    """Add (``action=add``) or remove an edge: pipeline ``pipeline`` needs ``needs``."""
+    the_project = get_project_for(request, team, project, role=Role.EDITOR)
+    pipeline = Pipeline.objects.filter(project=the_project, name=request.POST.get("pipeline", "")).first()
+    needed = request.POST.get("needs", "")
+    if pipeline is None:
+        return _graph_response(request, the_project, graph_error="Choose a pipeline.")
+    try:
+        if request.POST.get("action", "add") == "remove":
+            service.remove_need(pipeline, needed)
+            notice = f"{pipeline.name} no longer needs {needed}"
+        else:
+            service.add_need(the_project, pipeline, needed)
+            notice = f"{pipeline.name} now runs after {needed}"
+    except service.ProjectError as exc:
+        return _graph_response(request, the_project, graph_error=str(exc))
+    return _graph_response(request, the_project, notice=notice)
+
+
+@login_required
+@require_POST
+def project_settings(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
+    """Concurrency (pipelines at once) and description."""
+    the_project = get_project_for(request, team, project, role=Role.EDITOR)
+    raw = request.POST.get("concurrency", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        error = f"Concurrency must be a whole number from 1 to 1000, got '{raw}'."
+        if request.htmx:
+            return render(
+                request,
+                "editor/_project_settings.html",
+                _project_context(request, the_project, settings_error=error),
+            )
+        messages.error(request, error)
+        return redirect("designer-project", team=team, project=project)
+    the_project.concurrency = int(raw)
+    if "description" in request.POST:
+        the_project.description = request.POST["description"].strip()
+    the_project.save(update_fields=["concurrency", "description", "updated_at"])
+    activity.record(
+        the_project.team,
+        request.user,
+        "changed",
+        the_project,
+        object_type="project",
+        url=_url(the_project),
+        detail=f"concurrency {the_project.concurrency}",
+    )
+    if request.htmx:
+        return render(
+            request,
+            "editor/_project_settings.html",
+            _project_context(request, the_project, settings_saved=True),
+        )
+    return redirect("designer-project", team=team, project=project)
+
+
+@login_required
+@require_GET
+def project_download(request: HttpRequest, team: str, project: str) -> HttpResponse:
+    """The project file (YAML): every valid pipeline, its variables and concurrency."""
+    the_project = get_project_for(request, team, project)
+    try:
+        text = service.export_project(the_project)
+    except service.ProjectError as exc:
+        messages.error(request, str(exc))
+        return redirect("designer-project", team=team, project=project)
+    response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{the_project.slug}.yaml"'
+    return response
+
+
+@login_required
+@require_POST
+def project_upload(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
+    """Import a project file, validated whole first: on any error nothing is saved and every error shows."""
+    the_project = get_project_for(request, team, project, role=Role.EDITOR)
+    upload = request.FILES.get("file")
+    problems: list[object] = []
+    result = None
+    filename = getattr(upload, "name", "") or "project.yaml"
+    if upload is None:
+        problems = [_plain("Choose a YAML file to upload.")]
+    elif upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
+        problems = [
+            _plain(f"the file is too large: {upload.size:,} bytes, the limit is {MAX_UPLOAD_BYTES:,} bytes")
+        ]
+    else:
+        try:
+            with transaction.atomic():
+                result = service.import_project(the_project, upload.read(), filename, request.user)
+        except SpecError as exc:
+            problems = list(exc.problems)
+    notes = service.secret_notes(the_project, result) if result else []
+    if result is not None:
+        for version in result.versions:
+            if version.pipeline.name in result.created:
+                activity.pipeline_created(version.pipeline)
+            activity.version_saved(version, "imported")
+        activity.record(
+            the_project.team,
+            request.user,
+            "imported",
+            the_project,
+            object_type="project",
+            url=_url(the_project),
+            detail=_import_summary(filename, result),
+        )
+    context = _project_context(
+        request,
+        the_project,
+        upload_problems=problems,
+        upload_result=result,
+        upload_name=filename,
+        upload_notes=notes,
+    )
+    if request.htmx and result is not None:  # the whole page changes: reload it, with the outcome as messages
+        messages.success(request, _import_summary(filename, result))
+        for note in notes:
+            messages.info(request, note)
+        return HttpResponseClientRedirect(
+            reverse("designer-project", kwargs={"team": team, "project": project})
+        )
+    if request.htmx:  # htmx swaps only 2xx responses
+        return render(request, "editor/_upload_result.html", context)
+    return render(request, "editor/project.html", context, status=400 if problems else 200)
+
+
+def _import_summary(filename: str, result: service.ImportResult) -> str:
+    parts = []
+    if result.created:
+        parts.append(f"created {', '.join(result.created)}")
+    if result.updated:
+        parts.append(f"updated {', '.join(result.updated)}")
+    return f"Imported {filename}: {'; '.join(parts)} (a new version each)."
+
+
+def _plain(message: str) -> object:
+    from orchestrator import Problem
+
+    return Problem(message)

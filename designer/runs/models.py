@@ -1,0 +1,165 @@
+"""Runs: the queue row (Run), what it ran (PipelineRun, StepRun) and everything it reported (RunEvent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from orchestrator import Status
+
+#: the states of a run: the engine's ``Status``, except "skipped" (only a run's pipelines are skipped)
+RUN_STATES = tuple(s for s in Status if s is not Status.SKIPPED)
+RUN_STATE_CHOICES = [(s.value, s.value.capitalize()) for s in RUN_STATES]
+#: the states of a pipeline or step of a run: the engine's
+UNIT_STATE_CHOICES = [(s.value, s.value) for s in Status]
+FINISHED_STATES = frozenset(s for s in RUN_STATES if s.finished)
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def queued(self) -> RunQuerySet:
+        """Runs waiting for a worker, oldest first."""
+        return self.filter(state=Status.QUEUED).order_by("created_at", "pk")
+
+    def active(self) -> RunQuerySet:
+        return self.filter(state__in=[Status.QUEUED, Status.RUNNING])
+
+
+class Run(models.Model):
+    """One execution of a project (all pipelines or a selection); the row is also the work queue."""
+
+    team = models.ForeignKey("designer.Team", on_delete=models.CASCADE, related_name="runs")
+    project = models.ForeignKey("designer.Project", on_delete=models.CASCADE, related_name="runs")
+    #: pipeline names to run ([] = every pipeline of the snapshot)
+    pipelines = models.JSONField(default=list, blank=True)
+    #: the ProjectSpec JSON the run executes: editing the project never changes it
+    spec = models.JSONField()
+    #: pipeline name -> PipelineVersion number the snapshot was taken from
+    versions = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=RUN_STATE_CHOICES, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # queue bookkeeping
+    worker_id = models.CharField(max_length=200, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    #: the last RunEvent.seq stored (events are numbered 1, 2, 3... per run, across attempts)
+    last_seq = models.PositiveIntegerField(default=0)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="run_queue_idx"),
+            models.Index(fields=["team", "-created_at"], name="run_team_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def pipeline_names(self) -> list[str]:
+        """The pipelines this run executes: those chosen, else every pipeline of its snapshot."""
+        chosen: list[str] = self.pipelines
+        return chosen or sorted((self.spec or {}).get("pipelines", {}))
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON the dashboard shows for a run (sent over the team's websocket group too)."""
+        return {
+            "id": self.pk,
+            "state": self.state,
+            "project": self.project.name if self.project_id else "",
+            "project_slug": self.project.slug if self.project_id else "",
+            "pipelines": self.pipeline_names,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration": self.duration,
+            "error": self.error,
+            "attempt": self.attempt,
+        }
+
+
+class PipelineRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="pipeline_runs")
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=UNIT_STATE_CHOICES, default=Status.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="uniq_pipelinerun_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class StepRun(models.Model):
+    pipeline_run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="step_runs")
+    phase = models.CharField(max_length=40)
+    step_id = models.CharField(max_length=200)
+    plugin = models.CharField(max_length=200, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=UNIT_STATE_CHOICES, default=Status.QUEUED)
+    rows_in = models.BigIntegerField(null=True, blank=True)
+    rows_out = models.BigIntegerField(null=True, blank=True)
+    progress_rows = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["pipeline_run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["pipeline_run", "phase", "step_id"], name="uniq_steprun_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase}.{self.step_id} ({self.state})"
+
+
+class RunEvent(models.Model):
+    """One orchestrator event, numbered gaplessly per run so a client can replay and detect gaps."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    ts = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="uniq_runevent_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.kind}"
+
+    def as_message(self) -> dict[str, Any]:
+        """The JSON a websocket client or the events endpoint receives."""
+        return {"seq": self.seq, "kind": self.kind, "ts": self.ts.timestamp(), **self.payload}

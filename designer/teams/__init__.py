@@ -1,0 +1,2 @@
+"""Teams: members and roles, secrets, variables, run limits, the library of pipelines and templates,
+the activity feed."""

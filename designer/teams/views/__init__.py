@@ -1,0 +1,1 @@
+"""Team pages: settings (members, secrets, variables, limits), activity; the library."""
