@@ -30,12 +30,6 @@ class Project(models.Model):
         return self.name
 
 
-class PipelineQuerySet(models.QuerySet["Pipeline"]):
-    def runnable(self) -> PipelineQuerySet:
-        """Pipelines whose current spec is valid (drafts cannot run)."""
-        return self.filter(is_valid=True)
-
-
 class Pipeline(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pipelines")
     name = models.CharField(
@@ -56,7 +50,6 @@ class Pipeline(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = PipelineQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -85,11 +85,6 @@ def export_project(project: Project) -> str:
     return dump_project_yaml(project_spec(project))
 
 
-def export_pipeline(pipeline: Pipeline) -> str:
-    """One pipeline's YAML, standing alone (its variables and secret declarations included)."""
-    return pipeline_service.pipeline_yaml(pipeline)
-
-
 @dataclass
 class ImportResult:
     spec: ProjectSpec

@@ -12,7 +12,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from designer.editor.models import Project
-from designer.runs.models import RUN_STATES, PipelineRun, Run, StepRun
+from designer.runs.models import FINISHED_STATES, RUN_STATES, PipelineRun, Run, StepRun
 from designer.teams.models import Team
 from orchestrator import PHASE_ORDER
 
@@ -90,7 +90,7 @@ def duration_charts(team: Team, filters: RunFilters) -> list[dict[str, Any]]:
     """Per pipeline: the durations of its last runs as SVG bars (oldest left), newest value and max."""
     rows = (
         PipelineRun.objects.filter(run__team=team, duration__isnull=False)
-        .filter(state__in=["succeeded", "failed", "cancelled"])
+        .filter(state__in=FINISHED_STATES)
         .select_related("run__project")
         .order_by("-run__created_at", "-pk")
     )

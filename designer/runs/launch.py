@@ -165,7 +165,7 @@ def rerun(run: Run, user: Any, only_failed: bool = False) -> Run:
     names = list(run.pipelines)
     if only_failed:
         names = list(
-            run.pipeline_runs.filter(state__in=["failed", "skipped", "cancelled"]).values_list(
+            run.pipeline_runs.filter(state__in=[Status.FAILED, Status.SKIPPED, Status.CANCELLED]).values_list(
                 "name", flat=True
             )
         )

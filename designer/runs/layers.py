@@ -1,5 +1,9 @@
 """The embedded default's channel layer: Channels' in-memory layer without its per-message O(clients) costs.
 
+It relies on two private parts, checked by tests/runs/test_layers.py: ``InMemoryChannelLayer._clean_expired``
+and the queue of ``(expiry, message)`` pairs per channel (an ``asyncio.Queue``, whose ``_queue`` deque is
+read to merge a batch into the last undelivered one).
+
 ``InMemoryChannelLayer`` scans every channel and every group membership for expired entries on each
 ``receive`` and ``group_send``, and starts one task per member on ``group_send``: with 100 websockets on a
 run, each live batch cost 100 x 100 scans and 100 tasks on the server's loop. Here the scan runs at most

@@ -22,9 +22,6 @@ class RunQuerySet(models.QuerySet["Run"]):
         """Runs waiting for a worker, oldest first."""
         return self.filter(state=Status.QUEUED).order_by("created_at", "pk")
 
-    def active(self) -> RunQuerySet:
-        return self.filter(state__in=[Status.QUEUED, Status.RUNNING])
-
 
 class Run(models.Model):
     """One execution of a project (all pipelines or a selection); the row is also the work queue."""

@@ -11,8 +11,15 @@ from django.db.models import Field, Model, Q
 
 from designer.runs.models import PipelineRun, Run, RunEvent, StepRun
 from designer.runs.queue import Claim, StaleClaim, owned
-
-UNFINISHED = ("queued", "running")
+from orchestrator import (
+    PipelineFinished,
+    PipelineStarted,
+    RunFinished,
+    Status,
+    StepFinished,
+    StepProgress,
+    StepStarted,
+)
 
 
 def _when(ts: float) -> dt.datetime:
@@ -33,20 +40,22 @@ def fold_units(
     steps: dict[tuple[str, str, str], dict[str, Any]] = {}
     for event in events:
         kind, ts = event["kind"], float(event["ts"])
-        if kind == "pipeline_started":
-            pipelines.setdefault(event["pipeline"], {}).update(state="running", started_at=_when(ts))
-        elif kind == "pipeline_finished":
+        if kind == PipelineStarted.kind:
+            pipelines.setdefault(event["pipeline"], {}).update(state=Status.RUNNING, started_at=_when(ts))
+        elif kind == PipelineFinished.kind:
             pipelines.setdefault(event["pipeline"], {}).update(
                 state=str(event["status"]),
                 finished_at=_when(ts),
                 duration=event.get("duration"),
                 error=event.get("error") or "",
             )
-        elif kind in ("step_started", "step_progress", "step_finished"):
+        elif kind in (StepStarted.kind, StepProgress.kind, StepFinished.kind):
             fields = steps.setdefault((event["pipeline"], event["phase"], event["step"]), {})
-            if kind == "step_started":
-                fields.update(state="running", started_at=_when(ts), plugin=event.get("plugin", ""), error="")
-            elif kind == "step_progress":
+            if kind == StepStarted.kind:
+                fields.update(
+                    state=Status.RUNNING, started_at=_when(ts), plugin=event.get("plugin", ""), error=""
+                )
+            elif kind == StepProgress.kind:
                 fields.update(progress_rows=event.get("rows"), progress_total=event.get("total"))
             else:
                 fields.update(
@@ -143,7 +152,7 @@ def store_events(claim: Claim, first_seq: int, events: list[dict[str, Any]]) -> 
 
 def reset_units(run_id: int) -> None:
     """A new attempt starts from scratch: every pipeline and step back to queued."""
-    blank = {"state": "queued", "started_at": None, "finished_at": None, "duration": None, "error": ""}
+    blank = {"state": Status.QUEUED, "started_at": None, "finished_at": None, "duration": None, "error": ""}
     PipelineRun.objects.filter(run_id=run_id).update(**blank)
     StepRun.objects.filter(pipeline_run__run_id=run_id).update(
         rows_in=None, rows_out=None, progress_rows=None, progress_total=None, **blank
@@ -152,19 +161,21 @@ def reset_units(run_id: int) -> None:
 
 def close_units(run_id: int, error: str = "") -> None:
     """When a run is over: what never started was skipped, what was still running was cancelled."""
-    running_fields: dict[str, Any] = {"state": "failed", "error": error} if error else {"state": "cancelled"}
+    running_fields: dict[str, Any] = (
+        {"state": Status.FAILED, "error": error} if error else {"state": Status.CANCELLED}
+    )
     for model, scope in ((PipelineRun, Q(run_id=run_id)), (StepRun, Q(pipeline_run__run_id=run_id))):
-        model.objects.filter(scope, state="queued").update(state="skipped")
-        model.objects.filter(scope, state="running").update(**running_fields)
+        model.objects.filter(scope, state=Status.QUEUED).update(state=Status.SKIPPED)
+        model.objects.filter(scope, state=Status.RUNNING).update(**running_fields)
 
 
 def finish_without_engine(run_id: int, status: str, error: str) -> RunEvent:
     """Close a run that the engine will not finish (cancelled before it started, its worker lost): its
     units closed (running ones ``failed`` with ``error``, or ``cancelled``), its ``run_finished`` event
     appended. The caller has already set the run's own state."""
-    close_units(run_id, error if status == "failed" else "")
+    close_units(run_id, error if status == Status.FAILED else "")
     return append_event(
-        run_id, "run_finished", {"status": status, "duration": 0.0, "error": error}, time.time()
+        run_id, RunFinished.kind, {"status": status, "duration": 0.0, "error": error}, time.time()
     )
 
 

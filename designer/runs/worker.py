@@ -189,7 +189,7 @@ class Worker:
             await self._give_back(held)
         except Exception:
             log.exception("run %s: worker error", held.claim.run_id)
-            await self.db(queue.finish_run, held.claim, "failed", "internal error in the worker")
+            await self.db(queue.finish_run, held.claim, Status.FAILED, "internal error in the worker")
         finally:
             self.held.pop(held.claim.run_id, None)
             if state:

@@ -137,11 +137,6 @@ def facets(team: Team) -> dict[str, list[str]]:
     return {"tags": sorted(tags), "plugins": sorted(plugins), "authors": sorted(authors)}
 
 
-def templates(team: Team) -> list[Pipeline]:
-    """The team's pipelines marked as templates."""
-    return list(team_pipelines(team).filter(is_template=True))
-
-
 def set_template(pipeline: Pipeline, is_template: bool) -> Pipeline:
     """Mark or unmark ``pipeline`` as a template of its team's library."""
     pipeline.is_template = is_template
