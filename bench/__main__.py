@@ -1,6 +1,8 @@
-"""``make bench``: run every bench module's ``run(quick)`` and print one table.
+"""``make bench``: run every bench module's ``run(quick)``, each in a fresh interpreter, and print one table.
 
 Usage: ``python -m bench [--quick] [MODULE...]`` (modules: the names of ``bench/*.py`` defining ``run``).
+The exit status is 1 when a module failed (a wrong result, a crash), not when a goal was missed: the table
+says PASS or FAIL per row.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import math
 import pkgutil
 import subprocess
 import sys
@@ -17,60 +20,77 @@ from collections.abc import Sequence
 import bench
 from bench import BenchRow
 
-HEADER = ("workload", "figure", "ideal", "bare asyncio", "pipeline-flow 1.0.8", "x ideal", "x pf", "target")
+HEADER = ("workload", "best", "median", "compared with", "best", "median", "ratio", "goal", "result")
+#: the order of the table (modules not listed come after, by name)
+ORDER = (
+    "w1_w3",
+    "startup",
+    "w4_orders",
+    "loads",
+    "w5_streaming",
+    "isolation",
+    "runs",
+    "runs_scaleout",
+    "pages",
+)
 
 
 def bench_modules() -> list[str]:
-    """Every module of the bench package that defines ``run``."""
+    """Every module of the bench package that defines ``run``, in table order."""
     names = []
     for info in pkgutil.iter_modules(bench.__path__):
         if info.name.startswith("_") or info.name == "pipeline_flow_env":
             continue
         if hasattr(importlib.import_module(f"bench.{info.name}"), "run"):
             names.append(info.name)
-    return names
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
 
 
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
-        return "n/a"
+        return "-"
+    if math.isinf(value):
+        return "inf"
     if unit == "us" or abs(value) >= 100:
         return f"{value:,.1f} {unit}"
     return f"{value:.3f} {unit}"
 
 
-def _ratio(value: float, other: float | None) -> str:
-    return "n/a" if not other else f"{value / other:.2f}"
+def _result(row: BenchRow) -> str:
+    return "-" if row.passed is None else ("PASS" if row.passed else "FAIL")
 
 
 def table(rows: Sequence[BenchRow]) -> str:
-    """The rows as an aligned text table."""
+    """The rows as an aligned text table, notes under it."""
     cells = [HEADER] + [
         (
             r.workload,
-            _fmt(r.figure, r.unit),
-            _fmt(r.ideal, r.unit),
-            _fmt(r.floor, r.unit),
-            _fmt(r.baseline, r.unit),
-            _ratio(r.figure, r.ideal),
-            _ratio(r.figure, r.baseline),
-            r.target,
+            _fmt(r.best, r.unit),
+            _fmt(r.median, r.unit),
+            r.versus or "-",
+            _fmt(r.versus_best, r.unit),
+            _fmt(r.versus_median, r.unit),
+            "-" if r.ratio is None else f"{r.ratio:.2f}x",
+            r.goal or "-",
+            _result(r),
         )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(HEADER))]
+    left = {0, 3, 7}
     lines = [
         "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in cells
     ]
     lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    notes = [f"  {r.workload}: {r.note}" for r in rows if r.note]
+    return "\n".join(lines + (["notes:", *notes] if notes else []))
 
 
 def _run_isolated(name: str, quick: bool) -> list[BenchRow]:
-    """One module in a fresh interpreter: the Django benches each configure Django for themselves."""
+    """One module in a fresh interpreter: imports, Django settings and caches of one do not help another."""
     cmd = [sys.executable, "-m", "bench", "--json", *(["--quick"] if quick else []), name]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
@@ -81,7 +101,7 @@ def _run_isolated(name: str, quick: bool) -> list[BenchRow]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected bench modules and print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (for a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and rows (a smoke test)")
     parser.add_argument("--json", action="store_true", help="run in this process, print the rows as JSON")
     parser.add_argument("modules", nargs="*", help="bench modules to run (default: all)")
     args = parser.parse_args(argv)
@@ -99,13 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bench.{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             failed.append(name)
     print(table(rows))
+    goals = [r for r in rows if r.passed is not None]
+    kind = "quick" if args.quick else "full"
     print(
-        "figure: Pipedeck; W1 in microseconds per step, W2/W3 in seconds (best run). "
-        "x pf < 1: faster than pipeline-flow.\n"
-        "bare asyncio: the same waits as plain asyncio tasks, i.e. what this machine's load allows now."
+        f"\n{sum(bool(r.passed) for r in goals)} of {len(goals)} goals met ({kind} run). "
+        "best / median over interleaved rounds; ratio and result from the medians. "
+        "W1 in microseconds per step (a negative figure is shown as measured)."
     )
     if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"FAILED to run (no figures): {', '.join(failed)}")
     return 1 if failed else 0
 
 

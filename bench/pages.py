@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import BenchRow
+from bench import BenchRow, under
 
 STEPS = 100
 
@@ -29,6 +29,7 @@ def _setup_django(db_path: Path) -> None:
     if not settings.configured or not getattr(settings, "_pipedeck_bench", False):
         django.setup()
         settings._pipedeck_bench = True  # type: ignore[attr-defined]
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # Django's test client's host
         # the bench's users are made, not logged in by hand: hashing 1M+ iterations would be its cost
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from django.core.management import call_command
@@ -120,14 +121,14 @@ def run(quick: bool = False) -> list[BenchRow]:
         _setup_django(Path(tmp) / "bench.sqlite3")
         result = measure(repeat=5 if quick else 20)
     rows = []
-    for key, label, target in [
-        ("render", f"designer: editor page, {STEPS} steps", "< 150 ms"),
-        ("save", f"designer: save a step's args, {STEPS} steps", "< 50 ms"),
-        ("move", f"designer: reorder a step, {STEPS} steps", "< 50 ms"),
+    for key, label, limit in [
+        ("render", f"designer: editor page, {STEPS} steps", 150),
+        ("save", f"designer: save a step's args, {STEPS} steps", 50),
+        ("move", f"designer: reorder a step, {STEPS} steps", 50),
     ]:
         wall, cpu = result[key]
-        rows.append(BenchRow(f"{label} (wall)", wall, "ms", target=target))
-        rows.append(BenchRow(f"{label} (cpu)", cpu, "ms", target=target))
+        rows.append(under(f"{label} (median wall)", "ms", [wall], limit))
+        rows.append(under(f"{label} (median CPU)", "ms", [cpu], limit))
     return rows
 
 

@@ -1,7 +1,7 @@
 """The pipeline-flow 1.0.8 baseline: its own virtual environment, and the same workloads run there.
 
 Imported by the bench (stdlib only at module level): ``ensure_venv()`` creates
-``.bench-venvs/pipeline-flow`` on first use and ``measure(yaml_text, ...)`` runs a workload in it.
+``.bench-venvs/pipeline-flow`` on first use and ``measure(texts, ...)`` runs workloads in it.
 Run by that environment's Python as a script, it reads a job as JSON on stdin, runs the YAML with
 ``pipeline_flow`` and plugins written against its API (below), and prints the timings as JSON.
 """
@@ -70,15 +70,16 @@ def ensure_venv() -> Path:
     return _venv_python()
 
 
-def measure(yaml_text: str, *, repeat: int, logged: bool) -> dict[str, float]:
-    """Best-of-``repeat`` seconds to parse, to run, and for both, of ``yaml_text`` under pipeline-flow."""
-    job = json.dumps({"yaml": yaml_text, "repeat": repeat, "logged": logged})
+def measure(texts: dict[str, str], *, repeat: int, logged: bool) -> dict[str, dict[str, float]]:
+    """For each named YAML text: the best-of-``repeat`` seconds to parse, to run, and for both, under
+    pipeline-flow (one process; each text once before timing, so imports are not counted)."""
+    job = json.dumps({"texts": texts, "repeat": repeat, "logged": logged})
     done = subprocess.run(
         [str(ensure_venv()), __file__], input=job, capture_output=True, text=True, cwd=ROOT, timeout=600
     )
     if done.returncode != 0:
         raise BaselineUnavailable(f"pipeline-flow run failed: {done.stderr.strip()[-800:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -121,7 +122,7 @@ def _define_plugins() -> None:
                 await asyncio.sleep(self.seconds)
 
 
-def _run_job(job: dict[str, Any]) -> dict[str, float]:
+def _run_job(job: dict[str, Any]) -> dict[str, dict[str, float]]:
     import asyncio
     import logging
 
@@ -137,23 +138,28 @@ def _run_job(job: dict[str, Any]) -> dict[str, float]:
     from pipeline_flow.core.plugin_loader import load_plugins
 
     _define_plugins()
-    best = {"parse": float("inf"), "run": float("inf"), "total": float("inf")}
-    for _ in range(job["repeat"]):
+
+    def once(text: str) -> tuple[float, float]:
         # the same calls as pipeline_flow.entrypoint.start_orchestration, timed apart
         t0 = time.perf_counter()
-        parser = YamlParser(job["yaml"])
+        parser = YamlParser(text)
         load_plugins(parser.plugins)
         pipelines = parse_pipelines(parser.pipelines)
         config = parser.initialize_yaml_config()
         t1 = time.perf_counter()
         asyncio.run(PipelineOrchestrator(config).execute_pipelines(pipelines))
-        t2 = time.perf_counter()
-        best = {
-            "parse": min(best["parse"], t1 - t0),
-            "run": min(best["run"], t2 - t1),
-            "total": min(best["total"], t2 - t0),
+        return t1 - t0, time.perf_counter() - t1
+
+    results = {}
+    for name, text in job["texts"].items():
+        once(text)  # warm up
+        timings = [once(text) for _ in range(job["repeat"])]
+        results[name] = {
+            "parse": min(p for p, _ in timings),
+            "run": min(r for _, r in timings),
+            "total": min(p + r for p, r in timings),
         }
-    return best
+    return results
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import gc
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import BenchRow
+from bench import BenchRow, shown, under
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -259,15 +258,32 @@ class _Watcher(asyncio.Protocol):
             self.transport.close()
 
 
+async def _open(uri: str, headers: dict[str, str], port: int, opening: asyncio.Semaphore) -> _Watcher:
+    """A connected watcher; a connection reset during the handshake is tried again (what is measured is
+    the delivery of events, not a storm of connections)."""
+    loop = asyncio.get_running_loop()
+    for attempt in range(5):
+        watcher = _Watcher(uri, headers)
+        try:
+            async with opening:
+                await loop.create_connection(lambda w=watcher: w, "127.0.0.1", port)
+                await watcher.opened
+            return watcher
+        except (ConnectionResetError, ConnectionRefusedError):
+            watcher.close()
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 async def _watch_latencies(
     server: LiveServer, session: str, run_id: int, clients: int
 ) -> tuple[list[float], int]:
-    loop = asyncio.get_running_loop()
     headers = {"Cookie": f"sessionid={session}", "Origin": server.url}
     uri = f"ws://127.0.0.1:{server.port}/ws/runs/{run_id}/"
-    watchers = [_Watcher(uri, headers) for _ in range(clients)]
-    await asyncio.gather(*(loop.create_connection(lambda w=w: w, "127.0.0.1", server.port) for w in watchers))
-    await asyncio.gather(*(w.opened for w in watchers))
+    opening = asyncio.Semaphore(25)  # 100 handshakes at once overflow the server's accept queue
+    watchers = await asyncio.gather(*(_open(uri, headers, server.port, opening) for _ in range(clients)))
 
     async def synced(watcher: _Watcher) -> None:  # the server has replayed the (empty) history
         while not any(json.loads(text)["type"] == "synced" for _, text in watcher.messages):
@@ -399,19 +415,31 @@ def run(quick: bool = False) -> list[BenchRow]:
     if gaps:
         print(f"warning: websocket clients saw {gaps} seq gaps", file=sys.stderr)
     ms = 1000.0
-    r1, p50, p99 = statistics.median(button) * ms, _pct(latencies, 0.5) * ms, _pct(latencies, 0.99) * ms
-    alone50, alone99 = _pct(alone, 0.5) * ms, _pct(alone, 0.99) * ms
+    alone_ms = [v * ms for v in alone]
     return [
-        BenchRow("R1 Run button -> first step started (median)", r1, "ms", target="< 200 ms"),
-        BenchRow("R2 event -> websocket, 100 clients (p50)", p50, "ms", ideal=alone50),
-        BenchRow("R2 event -> websocket, 100 clients (p99)", p99, "ms", ideal=alone99, target="p99 < 50 ms"),
-        BenchRow("R3 trivial runs per second, one worker", per_second, "runs/s", target="measure"),
-        BenchRow(
+        under("R1 Run button -> first step started", "ms", [b * ms for b in button], 200),
+        shown(
+            "R2 event -> websocket, 100 clients (p50)",
+            "ms",
+            [_pct(latencies, 0.5) * ms],
+            versus="1 client",
+            theirs=[_pct(alone_ms, 0.5)],
+        ),
+        under(
+            "R2 event -> websocket, 100 clients (p99)",
+            "ms",
+            [_pct(latencies, 0.99) * ms],
+            50,
+            versus="1 client",
+            theirs=[_pct(alone_ms, 0.99)],
+        ),
+        shown("R3 seconds per trivial run, one worker", "s", [1 / per_second]),
+        shown(
             f"R4 run of {events} events, stored by the worker",
-            stored,
             "s",
-            ideal=memory,
-            target="~ MemorySink",
+            [stored],
+            versus="MemorySink",
+            theirs=[memory],
         ),
     ]
 

@@ -20,7 +20,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import BenchRow
+from bench import BenchRow, shown, under
 from bench.runs import ROOT, LiveServer
 
 POSTGRES = os.environ.get("PIPEDECK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -119,20 +119,23 @@ def run(quick: bool = False) -> list[BenchRow]:
     if gaps:
         print(f"warning: websocket clients saw {gaps} seq gaps", file=sys.stderr)
     ms = 1000.0
-    alone50, alone99 = runs._pct(alone, 0.5) * ms, runs._pct(alone, 0.99) * ms
+    alone_ms = [v * ms for v in alone]
+    label = "R2 scale-out (PG + Redis, worker process), 100 clients"
     return [
-        BenchRow(
-            "R2 scale-out (PG + Redis, worker process), 100 clients (p50)",
-            runs._pct(latencies, 0.5) * ms,
+        shown(
+            f"{label} (p50)",
             "ms",
-            ideal=alone50,
+            [runs._pct(latencies, 0.5) * ms],
+            versus="1 client",
+            theirs=[runs._pct(alone_ms, 0.5)],
         ),
-        BenchRow(
-            "R2 scale-out (PG + Redis, worker process), 100 clients (p99)",
-            runs._pct(latencies, 0.99) * ms,
+        under(
+            f"{label} (p99)",
             "ms",
-            ideal=alone99,
-            target="p99 < 50 ms",
+            [runs._pct(latencies, 0.99) * ms],
+            50,
+            versus="1 client",
+            theirs=[runs._pct(alone_ms, 0.99)],
         ),
     ]
 

@@ -1,13 +1,17 @@
-"""W1-W3: the engine's overhead and concurrency, beside the ideal and beside pipeline-flow 1.0.8.
+"""W1-W3: the engine's overhead and concurrency, beside pipeline-flow 1.0.8 and the ideal.
 
-W1: 200 identity transform steps -> per-step overhead = (time with 200 - time with 0) / 200.
+W1: 1,000 identity transform steps -> per-step overhead = (time with 1,000 - time with 0) / 1,000, in four
+    modes: nothing listening (pipeline-flow: logging off), the CLI's progress sink and its JSON events
+    (pipeline-flow: its INFO logging, formatted to a stream), and parse + run (nothing listening).
+    Goal: at most half of pipeline-flow's in every mode.
 W2: 500 extract steps and 50 load steps that each wait 50 ms (ideal 0.1 s).
 W3: 100 pipelines of 2 waiting steps at concurrency 10 (ideal 1.0 s); a chain of 20 pipelines by
-    ``needs`` (ideal 2.0 s).
+    ``needs`` (ideal 2.0 s). W2 / W3 goal: within 1.2x the ideal.
 
 Both engines load the very same YAML text (JSON, a subset of YAML) and run plugins of the same names:
-here written against Pipedeck's contract, in ``pipeline_flow_env`` against pipeline-flow's. Each figure
-is the best of several runs, measured in-process (interpreter start-up and imports excluded).
+here written against Pipedeck's contract, in ``pipeline_flow_env`` against pipeline-flow's. Rounds take
+turns (Pipedeck, pipeline-flow, bare asyncio...); within a round each figure is the best of three runs,
+measured in-process (interpreter start-up and imports are the ``startup`` bench's).
 """
 
 from __future__ import annotations
@@ -15,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, Field
 
-from bench import BenchRow, pipeline_flow_env
-from orchestrator.cli import JsonLines
+from bench import BenchRow, against, check, interleaved, pipeline_flow_env
 from orchestrator.events import EventSink
 from orchestrator.plugins import (
     ExtractPlugin,
@@ -34,6 +39,7 @@ from orchestrator.plugins import (
     StepContext,
     TransformPlugin,
 )
+from orchestrator.progress import HumanProgress, JsonLines
 from orchestrator.scheduler import run_project
 from orchestrator.yamlio import load_project
 
@@ -140,26 +146,100 @@ def w3_chain() -> str:
 
 # -- measuring -----------------------------------------------------------------------------------------
 
+STEPS = 1000
+#: W1 modes: (label, the sink Pipedeck's CLI would use, pipeline-flow's logging, parse included)
+MODES: tuple[tuple[str, str | None, bool, bool], ...] = (
+    ("nothing listening", None, False, False),
+    ("the CLI's progress sink", "progress", True, False),
+    ("JSON events", "json", True, False),
+    ("parse + run", None, False, True),
+)
 
-def measure_pipedeck(yaml_text: str, *, repeat: int, logged: bool) -> dict[str, float]:
-    """Best-of-``repeat`` seconds to load, to run, and for both (events to JSON lines when ``logged``)."""
+
+def _sinks(kind: str | None) -> list[EventSink]:
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed with the process
+    if kind == "json":
+        return [JsonLines(devnull)]
+    if kind == "progress":  # what ``python -m orchestrator run`` prints when stdout is not a terminal
+        return [HumanProgress(devnull, live=False)]
+    return []
+
+
+def run_once(yaml_text: str, kind: str | None = None, *, checked: bool = False) -> tuple[float, float]:
+    """Seconds to load ``yaml_text`` and to run it; it must succeed (``checked``: and every step report
+    its end, through a sink that is not timed otherwise)."""
     registry = bench_registry()
-    sinks: list[EventSink] = [JsonLines(open(os.devnull, "w"))] if logged else []  # noqa: SIM115
-    best = {"parse": float("inf"), "run": float("inf"), "total": float("inf")}
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        spec = load_project(yaml_text, registry=registry)
-        t1 = time.perf_counter()
-        result = asyncio.run(run_project(spec, sinks=sinks, registry=registry, env={}))
-        t2 = time.perf_counter()
-        if not result.ok:
-            raise RuntimeError(f"bench workload failed: {result.error}")
-        best = {
-            "parse": min(best["parse"], t1 - t0),
-            "run": min(best["run"], t2 - t1),
-            "total": min(best["total"], t2 - t0),
-        }
-    return best
+    events: list[Any] = []
+    sinks = [*_sinks(kind), *([events.append] if checked else [])]
+    t0 = time.perf_counter()
+    spec = load_project(yaml_text, registry=registry)
+    t1 = time.perf_counter()
+    result = asyncio.run(run_project(spec, sinks=sinks, registry=registry, env={}))
+    t2 = time.perf_counter()
+    if not result.ok:
+        raise RuntimeError(f"bench workload failed: {result.error}")
+    if checked:
+        check("step_finished events", sum(e.kind == "step_finished" for e in events), _steps(spec))
+    return t1 - t0, t2 - t1
+
+
+def _steps(spec: Any) -> int:
+    """Every step of every pipeline: pre, steps, merge, post of each phase."""
+    count = 0
+    for pipeline in spec.pipelines.values():
+        for phase in vars(pipeline.phases).values():
+            if phase is not None:
+                count += sum(len(getattr(phase, slot, None) or []) for slot in ("pre", "steps", "post"))
+                count += getattr(phase, "merge", None) is not None
+    return count
+
+
+def _ours_per_step(kind: str | None, parse: bool) -> float:
+    """Microseconds per step of one round: the best of three runs with STEPS steps and with none."""
+
+    def best(text: str) -> float:
+        return min(sum(run_once(text, kind)) if parse else run_once(text, kind)[1] for _ in range(3))
+
+    return (best(w1(STEPS)) - best(w1(0))) / STEPS * 1e6
+
+
+def _theirs_per_step() -> dict[str, float]:
+    """pipeline-flow's microseconds per step of one round, for each of its two logging settings."""
+    texts = {"n": w1(STEPS), "zero": w1(0)}
+    quiet = pipeline_flow_env.measure(texts, repeat=3, logged=False)
+    logged = pipeline_flow_env.measure(texts, repeat=3, logged=True)
+
+    def per_step(result: dict[str, dict[str, float]], key: str) -> float:
+        return (result["n"][key] - result["zero"][key]) / STEPS * 1e6
+
+    return {
+        "quiet": per_step(quiet, "run"),
+        "logged": per_step(logged, "run"),
+        "total": per_step(quiet, "total"),
+    }
+
+
+def _w1_rows(rounds: int) -> list[BenchRow]:
+    run_once(w1(STEPS), "json", checked=True)  # every step ran and reported; warms imports up
+    theirs: list[dict[str, float]] = []
+    why = ""
+    ours: dict[str, list[float]] = {label: [] for label, *_ in MODES}
+    for _ in range(rounds):
+        for label, kind, _, parse in MODES:
+            ours[label].append(_ours_per_step(kind, parse))
+        try:
+            theirs.append(_theirs_per_step())
+        except (pipeline_flow_env.BaselineUnavailable, OSError) as exc:
+            why = f"pipeline-flow unavailable: {exc}"
+    rows = []
+    for label, _, logged, parse in MODES:
+        key = "total" if parse else ("logged" if logged else "quiet")
+        versus = "pipeline-flow" + (" (INFO logs)" if logged else "")
+        their = [t[key] for t in theirs] or None
+        rows.append(
+            against(f"W1 per-step overhead, {label}", "us", ours[label], versus, their, at_most=0.5, note=why)
+        )
+    return rows
 
 
 async def _floor_tasks(workload: str) -> None:
@@ -182,80 +262,43 @@ async def _floor_tasks(workload: str) -> None:
             await asyncio.sleep(WAIT)
 
 
-def asyncio_floor(workload: str, repeat: int) -> float:
-    """Best-of-``repeat`` seconds of ``_floor_tasks``."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        asyncio.run(_floor_tasks(workload))
-        best = min(best, time.perf_counter() - started)
-    return best
+def _floor(workload: str) -> float:
+    started = time.perf_counter()
+    asyncio.run(_floor_tasks(workload))
+    return time.perf_counter() - started
 
 
-def _baseline(yaml_text: str, *, repeat: int, logged: bool) -> dict[str, float] | None:
-    try:
-        return pipeline_flow_env.measure(yaml_text, repeat=repeat, logged=logged)
-    except (pipeline_flow_env.BaselineUnavailable, OSError) as exc:
-        print(f"pipeline-flow baseline unavailable: {exc}", file=sys.stderr)
-        return None
+def _theirs_run(text: str) -> float:
+    return pipeline_flow_env.measure({"w": text}, repeat=1, logged=False)["w"]["run"]
 
 
-def _per_step(
-    with_steps: dict[str, float] | None, without: dict[str, float] | None, key: str, n: int
-) -> float | None:
-    if with_steps is None or without is None:
-        return None
-    return max(0.0, with_steps[key] - without[key]) / n * 1e6
-
-
-def _w1_rows(repeat: int) -> list[BenchRow]:
-    n = 200
+def _wait_rows(rounds: int) -> list[BenchRow]:
     rows = []
-    for logged, label in (
-        (False, "nothing listening / logging off"),
-        (True, "events as JSON lines / INFO logs"),
-    ):
-        ours = {k: measure_pipedeck(w1(k), repeat=repeat, logged=logged) for k in (0, n)}
-        theirs = {k: _baseline(w1(k), repeat=repeat, logged=logged) for k in (0, n)}
-        keys = (("run", "run"), ("total", "load+run")) if not logged else (("run", "run"),)
-        for key, what in keys:
-            figure = _per_step(ours[n], ours[0], key, n)
-            assert figure is not None
-            rows.append(
-                BenchRow(
-                    f"W1 per-step overhead, {what} ({label})",
-                    figure,
-                    unit="us",
-                    ideal=0.0,
-                    baseline=_per_step(theirs[n], theirs[0], key, n),
-                    target="<= 0.5x pf",
-                )
-            )
-    return rows
-
-
-def run(quick: bool = False) -> list[BenchRow]:
-    """Measure W1-W3 for Pipedeck and pipeline-flow 1.0.8."""
-    repeat = 2 if quick else 5
-    rows = _w1_rows(repeat * 2)
     for key, name, text, ideal in (
         ("w2", "W2 500 extract + 50 load steps of 50 ms", w2(), 0.1),
         ("w3_many", "W3 100 pipelines x 2 steps, concurrency 10", w3_many(), 1.0),
         ("w3_chain", "W3 chain of 20 pipelines by needs", w3_chain(), 2.0),
     ):
-        ours = measure_pipedeck(text, repeat=repeat, logged=False)
-        theirs = _baseline(text, repeat=repeat, logged=False)
-        floor = asyncio_floor(key, repeat)
-        for what in ("run", "load+run"):
-            part = "run" if what == "run" else "total"
-            rows.append(
-                BenchRow(
-                    f"{name}, {what}",
-                    ours[part],
-                    ideal=ideal,
-                    baseline=theirs[part] if theirs else None,
-                    target="<= 1.2x ideal",
-                    floor=floor,
-                )
-            )
+        run_once(text, "json", checked=True)  # every step ran; warms up
+        sides: dict[str, Callable[[], float]] = {
+            "ours": lambda t=text: run_once(t)[1],
+            "floor": lambda k=key: _floor(k),
+        }
+        try:
+            _theirs_run(text)
+            sides["theirs"] = lambda t=text: _theirs_run(t)
+        except (pipeline_flow_env.BaselineUnavailable, OSError) as exc:
+            print(f"pipeline-flow unavailable: {exc}", file=sys.stderr)
+        figures = interleaved(rounds, sides)
+        context = f"bare asyncio median {statistics.median(figures['floor']):.3f} s"
+        if "theirs" in figures:
+            context += f"; pipeline-flow median {statistics.median(figures['theirs']):.3f} s"
+        rows.append(
+            against(f"{name}, run", "s", figures["ours"], "ideal", [ideal], at_most=1.2, note=context)
+        )
     return rows
+
+
+def run(quick: bool = False) -> list[BenchRow]:
+    """Measure W1-W3 for Pipedeck and pipeline-flow 1.0.8, rounds interleaved."""
+    return _w1_rows(3 if quick else 7) + _wait_rows(2 if quick else 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from designer.accounts.models import Invitation
 from designer.editor.models import Pipeline, PipelineVersion, Project
 from designer.teams.models import Membership, Team
 
@@ -39,3 +40,19 @@ class PipelineVersionAdmin(admin.ModelAdmin[PipelineVersion]):
 
     def has_change_permission(self, request: HttpRequest, obj: PipelineVersion | None = None) -> bool:
         return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    list_display = [
+        "email",
+        "team",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["team", "role"]
+    readonly_fields = ["token_hash", "accepted_at", "accepted_by"]

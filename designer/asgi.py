@@ -12,15 +12,9 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from designer.routing import websocket_urlpatterns  # noqa: E402
 from designer.runs.worker import StartsEmbeddedWorker  # noqa: E402
-
-if settings.PIPEDECK_SERVE_STATIC:
-    # One process serves everything (make run); behind a proxy serving collected static files, turn it off.
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
 # StartsEmbeddedWorker: the in-process run worker starts with the server when
 # PIPEDECK_INPROCESS_WORKER is true, so `make run` needs no second process.

@@ -11,6 +11,11 @@ from typing import Any
 DEMO_TEAM = ("Demo team", "demo")
 DEMO_PROJECT = ("Orders demo", "orders-demo")
 DEMO_VARIABLES = {"ORDERS_FILE": "orders.csv"}
+#: the demo project's run parameters (the Run form asks for them; designer/triggers)
+DEMO_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "day", "type": "date", "description": "The business day this run is for", "required": True},
+    {"name": "orders_min", "type": "number", "default": 10, "description": "Smallest order amount kept"},
+]
 WAREHOUSE = "sqlite:///out/warehouse.sqlite3"
 SOURCE_DB = "sqlite:///demo.sqlite3"
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 # Classes that django-stubs makes generic (``admin.ModelAdmin[Team]``) can be subscripted at run time too.
 django_stubs_ext.monkeypatch()
@@ -110,12 +111,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # static files from the process itself (compressed; hashed names in production), before anything else
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -130,12 +134,31 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "designer.context_processors.navigation",
             ],
         },
     },
 ]
+
+#: Content-Security-Policy of every response (enforced): scripts and styles from this site's static files, or
+#: an element carrying the request's nonce (``csp_nonce`` in templates); no inline code, no eval. 'self' in
+#: connect-src covers the site's own ws:/wss: websockets (CSP level 3). Cytoscape's stylesheet ships as a
+#: file (static/editor/graph.css) and htmx injects none (``htmx-config`` in templates/layout.html).
+SECURE_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,16 +174,37 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-#: one process serves its static files too (``make run``); behind a proxy serving them, turn it off
-PIPEDECK_SERVE_STATIC = envbool("PIPEDECK_SERVE_STATIC", True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+#: production: files collected by ``manage.py collectstatic``, compressed, with content-hashed names (cached
+#: for ever by browsers); development (``make run``) serves them from ``static/`` as they are
+PIPEDECK_STATIC_COLLECTED = envbool("PIPEDECK_STATIC_COLLECTED", False)
+# (only where collected: WhiteNoise would serve, and warn about, a folder that development never fills)
+STATIC_ROOT = (
+    Path(envstr("PIPEDECK_STATIC_ROOT", str(BASE_DIR / "staticfiles"))) if PIPEDECK_STATIC_COLLECTED else None
+)
+STORAGES: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PIPEDECK_STATIC_COLLECTED
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PIPEDECK_STATIC_COLLECTED
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+#: "text" (development) or "json" (one JSON object per line, for a log collector)
+PIPEDECK_LOG_FORMAT = envstr("PIPEDECK_LOG_FORMAT", "text")
+if PIPEDECK_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"PIPEDECK_LOG_FORMAT must be text or json, got {PIPEDECK_LOG_FORMAT!r}")
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "designer.logs.JsonLinesFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": PIPEDECK_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": envstr("PIPEDECK_LOG_LEVEL", "WARNING")},
     "loggers": {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
@@ -273,3 +317,65 @@ def _fernet_key() -> str:
 PIPEDECK_SECRET_KEYS = envlist("PIPEDECK_SECRET_KEYS") or [
     dev_key("PIPEDECK_SECRET_KEYS", BASE_DIR / ".dev-fernet-key", _fernet_key)
 ]
+
+
+# ---- HTTPS, cookies, e-mail (README, "Production") -------------------------------------------------------
+
+#: the site is served over HTTPS: secure cookies, HSTS, redirect plain HTTP
+PIPEDECK_HTTPS = envbool("PIPEDECK_HTTPS", False)
+if envbool("PIPEDECK_BEHIND_PROXY", False):
+    # nginx (or another proxy) terminates TLS and says so in this header; trust it only behind one
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("PIPEDECK_SSL_REDIRECT", PIPEDECK_HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PIPEDECK_HTTPS
+#: a safe start (one hour); raise it (e.g. 31536000) once HTTPS works everywhere on the domain
+SECURE_HSTS_SECONDS = envint("PIPEDECK_HSTS_SECONDS", 3600 if PIPEDECK_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("PIPEDECK_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("PIPEDECK_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+#: e-mail (Django 6.1's MAILERS): SMTP when PIPEDECK_EMAIL_HOST is set, else written to the console log
+_EMAIL_HOST = envstr("PIPEDECK_EMAIL_HOST")
+MAILERS: dict[str, dict[str, Any]] = {
+    "default": (
+        {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _EMAIL_HOST,
+                "port": envint("PIPEDECK_EMAIL_PORT", 587),
+                "username": envstr("PIPEDECK_EMAIL_USER"),
+                "password": envstr("PIPEDECK_EMAIL_PASSWORD"),
+                "use_tls": envbool("PIPEDECK_EMAIL_TLS", True),
+                "timeout": 10,
+            },
+        }
+        if _EMAIL_HOST
+        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    )
+}
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = envstr("PIPEDECK_EMAIL_FROM", "pipedeck@localhost")
+#: anyone may create an account (``/accounts/signup/``); off: people join through an owner's invitation
+PIPEDECK_OPEN_SIGNUP = envbool("PIPEDECK_OPEN_SIGNUP", False)
+
+
+# ---- triggers and alerts (README, "Triggers and alerts") -------------------------------------------------
+
+#: how often each worker looks for due schedules, backfill dates and alerts (seconds)
+PIPEDECK_TRIGGERS_TICK = envseconds("PIPEDECK_TRIGGERS_TICK", 1.0)
+#: how late a fire time may be fired and still count as on time (later: the schedule's catch-up policy)
+PIPEDECK_SCHEDULE_GRACE = envseconds("PIPEDECK_SCHEDULE_GRACE", 120.0)
+#: calls a minute a new webhook accepts (each webhook's own limit can be changed)
+PIPEDECK_WEBHOOK_RATE_LIMIT = envint("PIPEDECK_WEBHOOK_RATE_LIMIT", 30)
+#: the largest webhook body accepted (bytes)
+PIPEDECK_WEBHOOK_MAX_BYTES = envint("PIPEDECK_WEBHOOK_MAX_BYTES", 64 * 1024)
+#: the most days one backfill covers
+PIPEDECK_BACKFILL_MAX_DATES = envint("PIPEDECK_BACKFILL_MAX_DATES", 366)
+#: attempts of one alert before it is given up, the wait after the first failure (doubling), a timeout
+PIPEDECK_ALERT_ATTEMPTS = envint("PIPEDECK_ALERT_ATTEMPTS", 5)
+PIPEDECK_ALERT_BACKOFF = envseconds("PIPEDECK_ALERT_BACKOFF", 30.0)
+PIPEDECK_ALERT_TIMEOUT = envseconds("PIPEDECK_ALERT_TIMEOUT", 10.0)
+#: the site's address, for the links in alerts and webhook answers made outside a request
+PIPEDECK_SITE_URL = envstr("PIPEDECK_SITE_URL", "http://127.0.0.1:8000")

@@ -15,19 +15,15 @@ from designer.teams.models import Membership, Role, Team
 
 
 class HtmxHttpRequest(HttpRequest):
-    """The request of a view that reads ``request.htmx`` (set by django-htmx's ``HtmxMiddleware``)."""
+    """The request of every designer view: ``request.htmx`` (django-htmx's ``HtmxMiddleware``) is the one
+    way to ask whether htmx sent it (falsy otherwise; ``.target`` and friends tell more)."""
 
     htmx: HtmxDetails
 
 
-def is_htmx(request: HttpRequest) -> bool:
-    """True for a request htmx sent (django-htmx's middleware sets ``request.htmx``)."""
-    return bool(getattr(request, "htmx", False))
-
-
-def go_to(request: HttpRequest, url: str) -> HttpResponse:
+def go_to(request: HtmxHttpRequest, url: str) -> HttpResponse:
     """To ``url``: the whole page for an htmx request (``HX-Redirect``), else a plain redirect."""
-    return HttpResponseClientRedirect(url) if is_htmx(request) else redirect(url)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def membership_for(user: Any, team: Team) -> Membership | None:

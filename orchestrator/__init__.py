@@ -39,6 +39,22 @@ _EXPORTS: dict[str, str] = {
     ),
     **dict.fromkeys(["Problem", "SpecError"], "orchestrator.errors"),
     **dict.fromkeys(["pipeline_problems", "validate_project"], "orchestrator.validate"),
+    # run parameters
+    **dict.fromkeys(
+        [
+            "RUN_CONTEXT",
+            "ParamType",
+            "Parameter",
+            "ParameterError",
+            "check_values",
+            "load_parameters",
+            "make_parameter",
+            "parameters_schema",
+            "reference_values",
+            "run_context",
+        ],
+        "orchestrator.parameters",
+    ),
     # references
     **dict.fromkeys(
         ["Redactor", "Reference", "ResolveError", "SecretResolver", "iter_references", "secret_key"],
@@ -139,6 +155,18 @@ if TYPE_CHECKING:
         StepLog as StepLog,
         StepProgress as StepProgress,
         StepStarted as StepStarted,
+    )
+    from orchestrator.parameters import (
+        RUN_CONTEXT as RUN_CONTEXT,
+        Parameter as Parameter,
+        ParameterError as ParameterError,
+        ParamType as ParamType,
+        check_values as check_values,
+        load_parameters as load_parameters,
+        make_parameter as make_parameter,
+        parameters_schema as parameters_schema,
+        reference_values as reference_values,
+        run_context as run_context,
     )
     from orchestrator.phases import (
         PHASE_ORDER as PHASE_ORDER,

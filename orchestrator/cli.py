@@ -6,34 +6,30 @@ Exit codes: 0 success, 1 a pipeline failed (or the run was cancelled), 2 invalid
 from __future__ import annotations
 
 import argparse
-import asyncio
+import datetime as dt
 import json
 import os
-import shutil
 import sys
-import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any
+
+import yaml
 
 from orchestrator.errors import SpecError
-from orchestrator.events import (
-    Event,
-    PhaseStarted,
-    PipelineEvent,
-    PipelineFinished,
-    PipelineStarted,
-    RunFinished,
-    Status,
-    StepFinished,
-    StepLog,
-    StepProgress,
-    StepStarted,
+from orchestrator.parameters import (
+    RUN_CONTEXT,
+    Parameter,
+    ParameterError,
+    check_values,
+    load_parameters,
+    reference_values,
+    run_context,
 )
 from orchestrator.plugins.registry import PluginRegistry, registry
 from orchestrator.resolve import apply_variable_overrides
-from orchestrator.scheduler import UnknownPipelines, run_project
-from orchestrator.spec import ProjectSpec
+from orchestrator.spec import Definitions, ProjectSpec
 from orchestrator.yamlio import load_project
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -57,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this pipeline (repeatable); its needs outside the selection count as satisfied",
     )
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="override a variable")
+    run.add_argument(
+        "--params",
+        type=Path,
+        metavar="FILE",
+        help="the project's run parameters (YAML or JSON: name, type, default, description, required, "
+        "choices of each); --var values are checked against them and typed",
+    )
+    run.add_argument(
+        "--date",
+        metavar="DATE",
+        help="the run's logical date for ${{ run.date }} / ${{ run.datetime }} (YYYY-MM-DD or an ISO date "
+        "and time; default: now)",
+    )
     run.add_argument("--events", choices=["json"], help="print one JSON event per line instead of progress")
     plugins = commands.add_parser("plugins", help="list the installed plugins")
     plugins.add_argument(
@@ -77,17 +86,17 @@ def main(argv: Sequence[str] | None = None, *, plugin_registry: PluginRegistry =
         if args.command == "run":
             return _run(args, plugin_registry)
         return _plugins(args.json, plugin_registry)
-    except (SpecError, InvalidInput, UnknownPipelines) as exc:
+    except (SpecError, InvalidInput) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INVALID
 
 
-def _load(path: Path, plugin_registry: PluginRegistry) -> ProjectSpec:
+def _load(path: Path, plugin_registry: PluginRegistry, context: Definitions | None = None) -> ProjectSpec:
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-    return load_project(text, source=str(path), registry=plugin_registry)
+    return load_project(text, source=str(path), registry=plugin_registry, context=context)
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -100,18 +109,68 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _parameters(path: Path) -> list[Parameter]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML or JSON: {exc}") from None
+    try:
+        return load_parameters(data if data is not None else [])
+    except ParameterError as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
+
+
+def _typed(spec: ProjectSpec, overrides: dict[str, str], parameters: list[Parameter] | None) -> ProjectSpec:
+    """The spec with the ``--var`` values: typed by the declared parameters (``--params``), the others read
+    as YAML 1.2 scalars."""
+    if parameters is None:
+        return apply_variable_overrides(spec, overrides)
+    declared = {p.name for p in parameters}
+    spec = apply_variable_overrides(spec, {k: v for k, v in overrides.items() if k not in declared})
+    try:
+        typed = check_values(parameters, {k: v for k, v in overrides.items() if k in declared})
+    except ParameterError as exc:
+        raise InvalidInput(f"--var: {exc}") from None
+    return spec.model_copy(update={"variables": {**spec.variables, **typed}}, deep=True)
+
+
+def _logical(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--date expects YYYY-MM-DD or an ISO date and time, got {text!r}") from None
+    return {RUN_CONTEXT: run_context(uuid.uuid4().hex[:12], moment.astimezone())}
+
+
 def _run(args: argparse.Namespace, plugin_registry: PluginRegistry) -> int:
-    spec = apply_variable_overrides(_load(args.file, plugin_registry), _overrides(args.var))
+    # The engine, asyncio and the printers load here: ``validate`` and ``plugins`` never need them.
+    import asyncio
+
+    from orchestrator.events import Status
+    from orchestrator.progress import HumanProgress, JsonLines
+    from orchestrator.scheduler import UnknownPipelines, run_project
+
+    parameters = _parameters(args.params) if args.params else None
+    # a declared parameter is a defined variable: the file may use it without a value of its own
+    context = Definitions(variables=reference_values(parameters)) if parameters else None
+    spec = _typed(_load(args.file, plugin_registry, context), _overrides(args.var), parameters)
+    variables = _logical(args.date)
     if args.events == "json":
         sink: JsonLines | HumanProgress = JsonLines(sys.stdout)
     else:
         sink = HumanProgress(sys.stdout, live=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
-    coro = run_project(spec, sinks=[sink], only=args.pipeline, registry=plugin_registry)
+    coro = run_project(spec, sinks=[sink], only=args.pipeline, registry=plugin_registry, variables=variables)
     try:
         result = asyncio.run(coro)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except UnknownPipelines as exc:
+        raise InvalidInput(str(exc)) from None
     return EXIT_OK if result.status == Status.SUCCEEDED else EXIT_FAILED
 
 
@@ -126,159 +185,10 @@ def _plugins(as_json: bool, plugin_registry: PluginRegistry) -> int:
     return EXIT_OK
 
 
-def _write(out: TextIO, text: str) -> None:
-    """Write and flush; when the reader went away (``| head``), keep running silently."""
-    try:
-        out.write(text)
-        out.flush()
-    except BrokenPipeError:
-        # Python's documented recipe: point the descriptor at devnull so later writes are discarded too.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
+def __getattr__(name: str) -> Any:
+    # the printers moved to orchestrator.progress; they stay importable from here
+    if name in ("HumanProgress", "JsonLines"):
+        from orchestrator import progress
 
-
-class JsonLines:
-    """``--events json``: one event per line, for machines; flushed once per turn of the event loop."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self._flush_pending = False
-
-    def __call__(self, event: Event) -> None:
-        try:
-            self.out.write(event.to_json() + "\n")
-        except BrokenPipeError:
-            _write(self.out, "")  # the reader went away: discard from now on
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # called outside a run: flush now
-            self.flush()
-            return
-        self._flush_pending = True
-        loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Flush what was written (every event of a batch reaches the reader together)."""
-        self._flush_pending = False
-        _write(self.out, "")
-
-
-class HumanProgress:
-    """Progress for people. On a terminal: a live block with a line per running pipeline and its steps,
-    redrawn in place; logs, finished pipelines (with their failed steps) and the summary scroll above it.
-    Otherwise: plain lines, one per event worth keeping."""
-
-    REDRAW_EVERY = 0.1  # seconds; the final state is always drawn
-
-    def __init__(self, out: TextIO, *, live: bool) -> None:
-        self.out = out
-        self.live = live
-        #: pipeline -> {step ("" for the pipeline itself) -> line}, for the running pipelines
-        self.running: dict[str, dict[str, str]] = {}
-        self.failed_steps: set[tuple[str, str]] = set()
-        self.drawn = 0
-        self.last_draw = 0.0
-
-    def __call__(self, event: Event) -> None:
-        line = self._describe(event)
-        if not self.live:
-            text = self._plain(event, line)
-            if text is not None:
-                _write(self.out, text + "\n")
-            return
-        if isinstance(event, StepLog):
-            self._print_above([self._log_line(event)])
-        elif isinstance(event, PipelineFinished):
-            self._print_above(self._finished_pipeline(event, line or ""))
-        elif isinstance(event, RunFinished):
-            self._clear()
-            self.running.clear()
-            _write(self.out, self._summary(event) + "\n")
-        elif line is not None and isinstance(event, PipelineEvent):
-            step = getattr(event, "step", "")
-            self.running.setdefault(event.pipeline, {})[step] = line
-            if isinstance(event, StepFinished | StepStarted):
-                key = (event.pipeline, step)
-                if isinstance(event, StepFinished) and event.status == Status.FAILED:
-                    self.failed_steps.add(key)
-                else:
-                    self.failed_steps.discard(key)
-            self._redraw()
-
-    @staticmethod
-    def _describe(event: Event) -> str | None:
-        """The live line for the pipeline or step ``event`` concerns, or None when it changes none."""
-        if isinstance(event, PipelineStarted):
-            return f"{event.pipeline}: running"
-        if isinstance(event, PhaseStarted):
-            return f"{event.pipeline}: running {event.phase}"
-        if isinstance(event, PipelineFinished):
-            return f"{event.pipeline}: {event.status.value} in {event.duration:.2f} s"
-        if isinstance(event, StepStarted):
-            retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            return f"  {event.pipeline} {event.phase}/{event.step}: running{retry}"
-        if isinstance(event, StepProgress):
-            total = f"/{event.total}" if event.total is not None else ""
-            return f"  {event.pipeline} {event.phase}/{event.step}: {event.rows}{total} rows"
-        if isinstance(event, StepFinished):
-            n = event.rows_out
-            rows = "" if n is None else f", {n} row{'s' if n != 1 else ''}"
-            took = f"{event.status.value} in {event.duration:.2f} s"
-            return f"  {event.pipeline} {event.phase}/{event.step}: {took}{rows}"
-        return None
-
-    @staticmethod
-    def _log_line(event: StepLog) -> str:
-        return f"  {event.pipeline} {event.phase}/{event.step} [{event.level}] {event.message}"
-
-    def _plain(self, event: Event, line: str | None) -> str | None:
-        if isinstance(event, StepLog):
-            return self._log_line(event)
-        if isinstance(event, StepProgress | PhaseStarted):
-            return None  # too chatty for a log file
-        if isinstance(event, PipelineFinished) and event.error:
-            return f"{line}\n  {event.error}"
-        if isinstance(event, RunFinished):
-            return self._summary(event)
-        return line
-
-    @staticmethod
-    def _summary(event: RunFinished) -> str:
-        return f"run {event.status.value} in {event.duration:.2f} s" + (
-            f": {event.error}" if event.error else ""
-        )
-
-    def _finished_pipeline(self, event: PipelineFinished, line: str) -> list[str]:
-        """The lines a finished pipeline leaves behind; it leaves the live block."""
-        steps = self.running.pop(event.pipeline, {})
-        kept = [line, *(text for step, text in steps.items() if (event.pipeline, step) in self.failed_steps)]
-        if event.error and event.status != Status.SUCCEEDED:
-            kept.append(f"  {event.error}")
-        return kept
-
-    def _print_above(self, lines: list[str]) -> None:
-        self._clear()
-        _write(self.out, "".join(line + "\n" for line in lines))
-        self._redraw(force=True)
-
-    def _clear(self) -> None:
-        if self.drawn:
-            _write(self.out, f"\x1b[{self.drawn}F\x1b[J")
-            self.drawn = 0
-
-    def _redraw(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_draw < self.REDRAW_EVERY:
-            return
-        self.last_draw = now
-        self._clear()
-        size = shutil.get_terminal_size()
-        block = [line for steps in self.running.values() for line in steps.values()]
-        if len(block) > size.lines - 1:  # lines scrolled off the top could not be redrawn
-            hidden = len(block) - (size.lines - 2)
-            block = [*block[: size.lines - 2], f"  ... and {hidden} more"]
-        # a line wider than the terminal would wrap and break the count of lines to move up over
-        _write(self.out, "".join(line[: size.columns - 1] + "\n" for line in block))
-        self.drawn = len(block)
+        return getattr(progress, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,6 @@ second DNS answer (rebinding) never decides where a connection goes.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
@@ -322,6 +321,8 @@ class EgressPolicy:
         """``resolve_checked`` with the DNS lookup in a worker thread."""
         if not self.restricted or parse_address(host) is not None:
             return self.resolve_checked(host, port, database=database)
+        import asyncio  # here: validating a project (which builds policies) never needs the event loop
+
         return await asyncio.to_thread(self.resolve_checked, host, port, database=database)
 
     def checked_postgres(self, params: Mapping[str, str]) -> dict[str, str]:

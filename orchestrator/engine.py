@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.events import (
     Event,
@@ -27,22 +27,13 @@ from orchestrator.events import (
     PipelineFinished,
     PipelineStarted,
     Status,
-    StepFinished,
-    StepStarted,
 )
-from orchestrator.plugins.base import Frame, PluginError, PluginKind, StepContext, row_count
+from orchestrator.plugins.base import PluginKind, StepContext
 from orchestrator.spec import ExtractPhase, LoadPhase, PipelineSpec, StepSpec
-from orchestrator.steps import (
-    EngineStepContext,
-    RunEnv,
-    SetupError,
-    StepFailed,
-    StepTimeout,
-    check_frame,
-    failure_message,
-    input_rows,
-    prepare_plugin,
-)
+from orchestrator.steps import Attempts, RunEnv, StepFailed, StepTimeout, failure_message, prepare_plugin
+
+if TYPE_CHECKING:
+    from orchestrator.plugins.base import Frame
 
 __all__ = ["PipelineOutcome", "PipelineRun", "RunEnv", "StepFailed", "run_pipeline"]
 
@@ -71,8 +62,8 @@ class _SyncBatch:
     stop: threading.Event = field(default_factory=threading.Event)
     abandoned: bool = False
     seq: int = 0
-    #: the attempt running now: (seq, step, attempt, started)
-    current: tuple[int, StepSpec, int, float] | None = None
+    #: the attempt running now: (seq, its step's attempts)
+    current: tuple[int, Attempts] | None = None
 
 
 class PipelineRun:
@@ -177,52 +168,6 @@ class PipelineRun:
                 "load", spec.post, PluginKind.POST, lambda p, ctx: p.run(ctx, data), data
             )
 
-    # -- shared by both kinds of step -------------------------------------------------------------------
-
-    def _context(self, phase: str, step: StepSpec) -> StepContext:
-        return EngineStepContext(self.env.bus, self.name, phase, step, self.env)
-
-    def _failure(self, phase: str, step: StepSpec, exc: BaseException, ctx: StepContext) -> str:
-        if not isinstance(exc, PluginError | SetupError | StepTimeout):
-            ctx.logger.error("step failed", exc_info=exc)  # an unexpected error: its traceback helps
-        return failure_message(self.env, self.name, phase, step, exc)
-
-    def _step_started(self, phase: str, step: StepSpec, attempt: int) -> None:
-        if not self.env.bus.sinks:  # nobody listens: skip building the event (per-step overhead)
-            return
-        self.emit(
-            StepStarted(pipeline=self.name, phase=phase, step=step.id, plugin=step.plugin, attempt=attempt)
-        )
-
-    def _step_finished(
-        self,
-        phase: str,
-        step: StepSpec,
-        attempt: int,
-        status: Status,
-        started: float,
-        *,
-        rows_in: int | None = None,
-        rows_out: int | None = None,
-        error: str | None = None,
-    ) -> None:
-        if not self.env.bus.sinks:
-            return
-        self.emit(
-            StepFinished(
-                pipeline=self.name,
-                phase=phase,
-                step=step.id,
-                plugin=step.plugin,
-                status=status,
-                duration=time.perf_counter() - started,
-                rows_in=rows_in,
-                rows_out=rows_out,
-                error=error,
-                attempt=attempt,
-            )
-        )
-
     # -- async steps, on the loop ------------------------------------------------------------------------
 
     async def _concurrently(
@@ -248,41 +193,25 @@ class PipelineRun:
     async def _async_step(
         self, phase: str, step: StepSpec, kind: PluginKind, call: AsyncCall, data: Any
     ) -> Any:
-        ctx = self._context(phase, step)
-        counting = bool(self.env.bus.sinks)  # rows only feed events
-        rows_in = input_rows(data) if counting else None
-        attempt = 0
+        attempts = Attempts(self.env, self.name, phase, step, kind, data)
         while True:
-            attempt += 1
-            started = time.perf_counter()
-            self._step_started(phase, step, attempt)
+            attempts.start()
             try:
                 plugin = prepare_plugin(self.env, step, kind)
                 if step.timeout is None:
-                    result = await call(plugin, ctx)
+                    result = await call(plugin, attempts.ctx)
                 else:
-                    result = await self._with_timeout(step.timeout, call(plugin, ctx))
-                rows_out = None
-                if kind == PluginKind.EXTRACT:
-                    frame = check_frame(result)
-                    rows_out = row_count(frame) if counting else None
+                    result = await self._with_timeout(step.timeout, call(plugin, attempts.ctx))
+                rows_out = attempts.output(result)
             except asyncio.CancelledError:
-                self._step_finished(phase, step, attempt, Status.CANCELLED, started, error="cancelled")
+                attempts.finished(Status.CANCELLED, error="cancelled")
                 raise
             except Exception as exc:
-                message = self._failure(phase, step, exc, ctx)
-                self._step_finished(
-                    phase, step, attempt, Status.FAILED, started, rows_in=rows_in, error=message
-                )
-                if isinstance(exc, SetupError) or attempt > step.retries:
-                    raise StepFailed(message) from exc
-                delay = step.retry_backoff * 2 ** (attempt - 1)
-                ctx.logger.warning("attempt %d failed; retrying in %g s", attempt, delay)
-                await asyncio.sleep(delay)
+                message = attempts.failure(exc)
+                attempts.failed(message)
+                await asyncio.sleep(attempts.retry_delay(exc, message))
                 continue
-            self._step_finished(
-                phase, step, attempt, Status.SUCCEEDED, started, rows_in=rows_in, rows_out=rows_out
-            )
+            attempts.succeeded(rows_out)
             return result
 
     @staticmethod
@@ -344,8 +273,7 @@ class PipelineRun:
             batch.abandoned = True
             batch.stop.set()
             if batch.current is not None:
-                _, step, attempt, started = batch.current
-                self._step_finished(phase, step, attempt, status, started, error=error)
+                batch.current[1].finished(status, error=error)
             return True
 
     def _sync_step(
@@ -360,51 +288,46 @@ class PipelineRun:
         done: asyncio.Future[Any],
     ) -> Any:
         """One sync step with its retries (runs in the worker thread)."""
-        ctx = self._context(phase, step)
-        counting = bool(self.env.bus.sinks)  # rows only feed events
-        rows_in = input_rows(data) if counting else None
-        attempt = 0
+        attempts = Attempts(self.env, self.name, phase, step, kind, data)
+        # With no sink and no timeout nothing reads ``batch.current``: the worker skips the lock then and
+        # only looks whether the phase was abandoned (W1 measures this path).
+        tracked = attempts.listened or step.timeout is not None
         while True:
-            attempt += 1
-            started = time.perf_counter()
-            with batch.lock:
-                if batch.abandoned:
-                    raise _Abandoned
-                batch.seq += 1
-                seq = batch.seq
-                batch.current = (seq, step, attempt, started)
-                self._step_started(phase, step, attempt)
-            if step.timeout is not None:
-                loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
+            if tracked:
+                with batch.lock:
+                    if batch.abandoned:
+                        raise _Abandoned
+                    batch.seq += 1
+                    seq = batch.seq
+                    attempts.start()
+                    batch.current = (seq, attempts)
+                if step.timeout is not None:
+                    loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
+            elif batch.abandoned:
+                raise _Abandoned
+            else:
+                attempts.start()
             try:
-                result = call(prepare_plugin(self.env, step, kind), ctx, data)
-                rows_out = None
-                if kind != PluginKind.TRANSFORM_AT_LOAD:
-                    frame = check_frame(result)
-                    rows_out = row_count(frame) if counting else None
+                result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
+                rows_out = attempts.output(result)
             except Exception as exc:
-                message = self._failure(phase, step, exc, ctx)
+                message = attempts.failure(exc)
                 with batch.lock:
                     if batch.abandoned:
                         raise _Abandoned from None
                     batch.current = None
-                    self._step_finished(
-                        phase, step, attempt, Status.FAILED, started, rows_in=rows_in, error=message
-                    )
-                if isinstance(exc, SetupError) or attempt > step.retries:
-                    raise StepFailed(message) from exc
-                delay = step.retry_backoff * 2 ** (attempt - 1)
-                ctx.logger.warning("attempt %d failed; retrying in %g s", attempt, delay)
-                if batch.stop.wait(delay):
+                    attempts.failed(message)
+                if batch.stop.wait(attempts.retry_delay(exc, message)):
                     raise _Abandoned from None
                 continue
-            with batch.lock:
-                if batch.abandoned:
-                    raise _Abandoned
-                batch.current = None
-                self._step_finished(
-                    phase, step, attempt, Status.SUCCEEDED, started, rows_in=rows_in, rows_out=rows_out
-                )
+            if tracked:
+                with batch.lock:
+                    if batch.abandoned:
+                        raise _Abandoned
+                    batch.current = None
+                    attempts.succeeded(rows_out)
+            elif batch.abandoned:
+                raise _Abandoned
             return result
 
     def _arm_timeout(
@@ -426,7 +349,7 @@ class PipelineRun:
         with batch.lock:
             if batch.current is None or batch.current[0] != seq:
                 return
-            started = batch.current[3]
+            started = batch.current[1].started
         loop.call_later(max(0.0, step.timeout - (time.perf_counter() - started)), expire)
 
 

@@ -1,4 +1,5 @@
-"""Run-time resolution of ``${{ variables.X }}``, ``${{ env.X }}`` and ``${{ secrets.X[.key] }}`` references.
+"""Run-time resolution of ``${{ variables.X }}``, ``${{ env.X }}``, ``${{ secrets.X[.key] }}`` and
+``${{ run.date | datetime | id }}`` references.
 
 A spec always holds references as text; they are resolved only when a step is about to run, and resolved
 secret values are remembered by a ``Redactor`` so they never reach logs, events or error messages.
@@ -15,13 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, quote_plus
 
+from orchestrator.parameters import RUN_CONTEXT, RUN_FIELDS
 from orchestrator.yamlsafe import parse_scalar
 
 if TYPE_CHECKING:
     from orchestrator.plugins.registry import PluginRegistry
     from orchestrator.spec import ProjectSpec, SecretSpec
 
-KINDS = ("variables", "env", "secrets")
+KINDS = ("variables", "env", "secrets", "run")
 REFERENCE_RE = re.compile(r"\$\{\{([^{}]*)\}\}")
 _BODY_RE = re.compile(r"(?P<kind>[A-Za-z_]+)\.(?P<name>[\w-]+)(?:\.(?P<key>[\w.-]+))?")
 _MAX_DEPTH = 10
@@ -49,6 +51,10 @@ def parse_reference(text: str) -> Reference:
         raise ResolveError(
             f"'{text}' is not a valid reference; use ${{{{ variables.NAME }}}}, ${{{{ env.NAME }}}} "
             "or ${{ secrets.NAME }}"
+        )
+    if match["kind"] == "run" and (match["name"] not in RUN_FIELDS or match["key"]):
+        raise ResolveError(
+            f"'{text}' is not a valid reference: a run has {', '.join('run.' + f for f in RUN_FIELDS)}"
         )
     if match["key"] and match["kind"] != "secrets":
         raise ResolveError(
@@ -256,6 +262,13 @@ def _lookup(ref: Reference, ctx: _Context) -> Any:
             raise ResolveError(f"variable '{ref.name}' refers to itself through other variables")
         inner = _Context(**{**ctx.__dict__, "depth": ctx.depth + 1})
         return _resolve(ctx.variables[ref.name], inner)
+    if ref.kind == "run":
+        if not ctx.resolve_secrets:  # substituting for validation: known only when the run starts
+            return ref.text
+        context = ctx.variables.get(RUN_CONTEXT)
+        if not isinstance(context, Mapping) or ref.name not in context:
+            raise ResolveError(f"'{ref.text}' has no value: this run was started without a run context")
+        return context[ref.name]
     if ref.kind == "env":
         if ctx.env is None:
             return ref.text

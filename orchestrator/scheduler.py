@@ -24,6 +24,7 @@ from orchestrator.egress import EgressPolicy
 from orchestrator.engine import PipelineOutcome, PipelineRun, RunEnv
 from orchestrator.events import EventSink, PipelineFinished, RunFinished, RunStarted, Status
 from orchestrator.logs import EventBus
+from orchestrator.parameters import with_run_context
 from orchestrator.plugins.registry import PluginRegistry, registry as default_registry
 from orchestrator.resolve import Redactor, SecretResolver, env_secret_resolver
 from orchestrator.spec import ProjectSpec
@@ -182,7 +183,8 @@ async def run_project(
 ) -> RunResult:
     """Run the project's pipelines (or ``only`` those) and report every event to ``sinks``.
 
-    ``variables`` override the project's (values already typed); ``env`` defaults to ``os.environ``;
+    ``variables`` override the project's (values already typed; ``${{ run.X }}`` is now and a new id unless
+    they hold a ``parameters.RUN_CONTEXT``); ``env`` defaults to ``os.environ``;
     ``secrets`` defaults to the environment-backed resolver of the project's secrets document;
     ``data_root`` defaults to $PIPEDECK_DATA_ROOT, else the working directory; ``network`` (where steps
     may connect) defaults to no restriction.
@@ -196,7 +198,7 @@ async def run_project(
     run_env = RunEnv(
         bus=bus,
         registry=registry,
-        variables={**project.variables, **(variables or {})},
+        variables=with_run_context({**project.variables, **(variables or {})}),
         env=env,
         secrets=secrets or env_secret_resolver(project.secrets, env, registry=registry),
         secret_names=tuple(project.secrets),

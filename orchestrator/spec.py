@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.phases import PHASE_ORDER, PHASES_BY_TYPE, PhaseName, PipelineType
 
@@ -182,10 +182,16 @@ class SecretSpec(_Model):
 @dataclass(frozen=True)
 class Definitions:
     """Variables (with their values) and secret names a file may use without defining them: those of the
-    project or team it is loaded into."""
+    project or team it is loaded into; ``pipelines``: the other pipelines of that project (name -> the
+    names it needs), which the file's ``needs`` may name."""
 
     variables: Mapping[str, Any] = field(default_factory=dict)
     secrets: Collection[str] = ()
+    pipelines: Mapping[str, Collection[str]] = field(default_factory=dict)
+
+
+#: the key of ``ProjectSpec.model_validate(data, context={...})`` holding ``Definitions.pipelines``
+OTHER_PIPELINES = "other_pipelines"
 
 
 class ProjectSpec(_Model):
@@ -199,23 +205,30 @@ class ProjectSpec(_Model):
     plugins: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _needs_are_known_and_acyclic(self) -> Self:
-        found = check_needs({n: p.needs for n, p in self.pipelines.items()})
+    def _needs_are_known_and_acyclic(self, info: ValidationInfo) -> Self:
+        others = (info.context or {}).get(OTHER_PIPELINES) or {}
+        found = check_needs({n: p.needs for n, p in self.pipelines.items()}, others)
         if found:
             raise ValueError(found[1])
         return self
 
 
-def check_needs(needs: dict[str, list[str]]) -> tuple[str, str] | None:
-    """The first pipeline whose ``needs`` is wrong and why (unknown pipeline or cycle), else None."""
+def check_needs(
+    needs: dict[str, list[str]], others: Mapping[str, Collection[str]] | None = None
+) -> tuple[str, str] | None:
+    """The first pipeline whose ``needs`` is wrong and why (unknown pipeline or cycle), else None.
+
+    ``others``: pipelines outside ``needs`` that may be named (the rest of the project a file is loaded
+    into, name -> its needs); a pipeline of ``needs`` replaces the one of the same name there."""
+    graph = {**{n: list(d) for n, d in (others or {}).items()}, **needs}
     for name, deps in needs.items():
-        unknown = [n for n in deps if n not in needs]
+        unknown = [n for n in deps if n not in graph]
         if unknown:
             return name, (
                 f"pipeline '{name}' needs {', '.join(repr(u) for u in unknown)}, "
                 "which is not a pipeline of this project"
             )
-    cycle = find_cycle(needs)
+    cycle = find_cycle(graph)
     if cycle:
         return cycle[0], f"pipelines depend on each other in a cycle: {' -> '.join(cycle)}"
     return None

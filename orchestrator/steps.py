@@ -1,27 +1,27 @@
 """What a step needs from its run: the shared environment, its context, its plugin with resolved and
-validated args, and the words of its failure."""
+validated args, its attempts and the words of its failure."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.egress import EgressPolicy
-from orchestrator.events import StepProgress
+from orchestrator.events import Status, StepFinished, StepProgress, StepStarted
 from orchestrator.logs import EventBus, step_logger
 from orchestrator.plugins.base import (
-    Frame,
     Plugin,
     PluginError,
     PluginKind,
     StepContext,
+    frame_types,
     row_count,
     secret_fields,
 )
@@ -32,6 +32,7 @@ from orchestrator.spec import StepSpec
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from orchestrator.plugins.base import Frame
     from orchestrator.resolve import SecretResolver
 
 
@@ -59,6 +60,17 @@ class RunEnv:
         """What steps see as ``ctx.secrets``."""
         return SecretsView(self)
 
+    @cached_property
+    def context_fields(self) -> dict[str, Any]:
+        """The attributes every step's context shares."""
+        return {
+            "data_root": self.data_root,
+            "secrets": self.secrets_view,
+            "network": self.network,
+            "_logger": None,
+            "_bus": self.bus,
+        }
+
 
 class EngineStepContext(StepContext):
     """The engine's StepContext: its logger is built on first use (most steps never log, and a logger
@@ -67,19 +79,15 @@ class EngineStepContext(StepContext):
     _logger: logging.Logger | None
     _bus: EventBus
 
-    def __init__(self, bus: EventBus, pipeline: str, phase: str, step: StepSpec, env: RunEnv) -> None:
-        # Not the dataclass __init__: one dict update is several times cheaper, and W1 measures this.
-        self.__dict__.update(
-            pipeline=pipeline,
-            phase=phase,
-            step_id=step.id,
-            plugin=step.plugin,
-            data_root=env.data_root,
-            secrets=env.secrets_view,
-            network=env.network,
-            _logger=None,
-            _bus=bus,
-        )
+    def __init__(self, env: RunEnv, pipeline: str, phase: str, step: StepSpec) -> None:
+        # Not the dataclass __init__: filling the dict from the run's shared fields is several times
+        # cheaper, and W1 measures this.
+        fields = self.__dict__
+        fields.update(env.context_fields)
+        fields["pipeline"] = pipeline
+        fields["phase"] = phase
+        fields["step_id"] = step.id
+        fields["plugin"] = step.plugin
 
     @property
     def logger(self) -> logging.Logger:
@@ -140,12 +148,12 @@ def input_rows(data: Any) -> int | None:
     if isinstance(data, dict):
         counts = [row_count(f) for f in data.values()]
         return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
-    return row_count(data) if isinstance(data, pl.DataFrame | pl.LazyFrame) else None
+    return row_count(data) if isinstance(data, frame_types()) else None
 
 
 def check_frame(result: Any) -> Frame:
     """``result`` when it is a table; a PluginError naming what the step returned instead."""
-    if not isinstance(result, pl.DataFrame | pl.LazyFrame):
+    if not isinstance(result, frame_types()):
         raise PluginError(f"returned {type(result).__name__}; expected a polars DataFrame or LazyFrame")
     return result
 
@@ -180,7 +188,12 @@ def prepare_plugin(env: RunEnv, step: StepSpec, kind: PluginKind) -> Plugin:
         needs = f"this place needs {_a(kind.value)} plugin"
         raise SetupError(f"plugin '{cls.name}' is {_a(cls.kind.value)} plugin; {needs}")
     if not step.args:
-        return cls()
+        shared = _shared_args(cls)
+        if shared is None:
+            return cls()
+        plugin = cls.__new__(cls)
+        plugin.args = shared  # what Plugin.__init__ does with a model (``_shared_args`` checked it is that)
+        return plugin
     try:
         args = resolve_args(
             step.args,
@@ -199,7 +212,133 @@ def prepare_plugin(env: RunEnv, step: StepSpec, kind: PluginKind) -> Plugin:
         raise SetupError(f"invalid args: {_validation_text(exc)}") from None
 
 
+#: plugin class -> its shared empty args, or None (see ``_shared_args``)
+_SHARED_ARGS: dict[type[Plugin], BaseModel | None] = {}
+
+
+def _shared_args(cls: type[Plugin]) -> BaseModel | None:
+    """For a plugin whose ``Args`` has no fields (so an instance holds nothing that could change): one
+    validated instance that all its steps share; None otherwise. Validating an empty model again for
+    each step would cost more than the rest of running it."""
+    try:
+        return _SHARED_ARGS[cls]
+    except KeyError:
+        pass
+    model = cls.Args
+    fieldless = not (
+        model.model_fields or model.__private_attributes__ or model.model_config.get("extra") == "allow"
+    )
+    shared = _SHARED_ARGS[cls] = model() if fieldless and cls.__init__ is Plugin.__init__ else None
+    return shared
+
+
 def failure_message(env: RunEnv, pipeline: str, phase: str, step: StepSpec, exc: BaseException) -> str:
     """What failed, where and why: pipeline, phase, step id, plugin and cause, secrets redacted."""
     text = f"pipeline '{pipeline}', phase {phase}, step '{step.id}' ({step.plugin}): {describe(exc)}"
     return env.redact(text)
+
+
+#: kinds whose call returns the table the next step gets
+_TABLE_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.MERGE, PluginKind.TRANSFORM})
+
+
+class Attempts:
+    """One step's attempts, for the engine's async and sync loops alike: the context, each attempt's
+    events, the words of a failure, and whether (and after how long) a failed attempt is tried again.
+
+    Events are built only when a sink listens (``listened``): with none, a step costs what running its
+    plugin does, plus a few attribute reads.
+    """
+
+    __slots__ = (
+        "ctx",
+        "env",
+        "kind",
+        "listened",
+        "number",
+        "rows_in",
+        "started",
+        "step",
+    )
+
+    def __init__(
+        self, env: RunEnv, pipeline: str, phase: str, step: StepSpec, kind: PluginKind, data: Any
+    ) -> None:
+        self.env, self.step, self.kind = env, step, kind
+        self.ctx = EngineStepContext(env, pipeline, phase, step)
+        self.listened = bool(env.bus.sinks)
+        self.rows_in = input_rows(data) if self.listened else None  # rows only feed events
+        self.number = 0
+        self.started = 0.0
+
+    def start(self) -> None:
+        """Count the next attempt and report that it starts."""
+        self.number += 1
+        self.started = time.perf_counter()
+        if self.listened:
+            step, ctx = self.step, self.ctx
+            self.env.bus.emit(
+                StepStarted.fast(
+                    pipeline=ctx.pipeline,
+                    phase=ctx.phase,
+                    step=step.id,
+                    plugin=step.plugin,
+                    attempt=self.number,
+                )
+            )
+
+    def output(self, result: Any) -> int | None:
+        """Check what the attempt returned (a table, for kinds that return one); its rows for the event."""
+        if self.kind not in _TABLE_KINDS:
+            return None
+        frame = check_frame(result)
+        return row_count(frame) if self.listened else None
+
+    def succeeded(self, rows_out: int | None) -> None:
+        if self.listened:
+            self.finished(Status.SUCCEEDED, rows_in=self.rows_in, rows_out=rows_out)
+
+    def failure(self, exc: BaseException) -> str:
+        """The failure message of the attempt that raised ``exc`` (an unexpected error logs its traceback)."""
+        if not isinstance(exc, PluginError | SetupError | StepTimeout):
+            self.ctx.logger.error("step failed", exc_info=exc)
+        return failure_message(self.env, self.ctx.pipeline, self.ctx.phase, self.step, exc)
+
+    def failed(self, message: str) -> None:
+        self.finished(Status.FAILED, rows_in=self.rows_in, error=message)
+
+    def retry_delay(self, exc: BaseException, message: str) -> float:
+        """Seconds to wait before the next attempt; raises StepFailed when none is left, or when retrying
+        cannot help (the step could not even start)."""
+        if isinstance(exc, SetupError) or self.number > self.step.retries:
+            raise StepFailed(message) from exc
+        delay: float = self.step.retry_backoff * 2 ** (self.number - 1)
+        self.ctx.logger.warning("attempt %d failed; retrying in %g s", self.number, delay)
+        return delay
+
+    def finished(
+        self,
+        status: Status,
+        *,
+        rows_in: int | None = None,
+        rows_out: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Report how the current attempt ended."""
+        if not self.listened:
+            return
+        step, ctx = self.step, self.ctx
+        self.env.bus.emit(
+            StepFinished.fast(
+                pipeline=ctx.pipeline,
+                phase=ctx.phase,
+                step=step.id,
+                plugin=step.plugin,
+                status=status,
+                duration=time.perf_counter() - self.started,
+                rows_in=rows_in,
+                rows_out=rows_out,
+                error=error,
+                attempt=self.number,
+            )
+        )

@@ -3,8 +3,8 @@ and accept their arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
-from pathlib import PurePosixPath
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -13,6 +13,7 @@ from orchestrator.errors import Loc, Problem, format_path, problems_from_validat
 from orchestrator.phases import PHASE_ORDER, PHASE_SLOTS, PhaseName
 from orchestrator.policy import RunPolicy
 from orchestrator.resolve import (
+    KINDS,
     Reference,
     has_reference,
     iter_references,
@@ -47,12 +48,15 @@ def pipeline_problems(
     context: Definitions | None = None,
     pipelines: Collection[str] | None = None,
     policy: RunPolicy | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[PipelineSpec | None, list[Problem]]:
     """One pipeline (its spec as a dict) checked as it would be inside its project: the spec, when its
     structure is valid, and every problem, with paths relative to the pipeline (``phases.load.steps[0]``).
 
     ``context``: the variables and secrets its references may use; ``pipelines``: the names its ``needs``
-    may name (None: not checked). A draft whose structure is not valid yet still gets its steps' problems.
+    may name (None: not checked); ``columns``: the output columns of the steps whose schema is known
+    (``{"extract.read": ["id", ...]}`` or ``{"read": [...]}``), to check the columns SQL names (none known:
+    not checked). A draft whose structure is not valid yet still gets its steps' problems.
     """
     context = context or Definitions()
     try:
@@ -75,6 +79,10 @@ def pipeline_problems(
         if problem.path == prefix or problem.path.startswith((f"{prefix}.", f"{prefix}[")):
             relative = problem.path[len(prefix) :].lstrip(".")
             problems.append(Problem(problem.message, relative, problem.line, problem.column))
+    if columns:
+        from orchestrator.sqlcheck import column_problems
+
+        problems += column_problems(parsed, registry, columns)
     return parsed, problems
 
 
@@ -236,11 +244,13 @@ def args_problems(
     run would refuse in them (secrets outside secret fields, expressions that read files, hosts the
     network policy refuses).
 
-    An argument whose value still holds an env or secret reference is not type-checked: its value is only
-    known at run time.
+    An argument whose value still holds a reference (env, secret, run, or an undefined variable) is not
+    type-checked: its value is only known at run time.
     """
     from orchestrator.plugins.base import secret_fields
 
+    if not args and _takes_no_args(cls):  # most steps of some plugins: nothing to resolve or check
+        return []
     resolved = substitute_variables(dict(args), variables)
     capable = secret_fields(cls.Args)
     refused = [
@@ -251,12 +261,29 @@ def args_problems(
     try:
         cls.Args.model_validate(resolved)
     except ValidationError as exc:
-        pending = {k for k, v in resolved.items() if has_reference(v, ("env", "secrets", "variables"))}
+        pending = {k for k, v in resolved.items() if has_reference(v, KINDS)}
         found = problems_from_validation_error(
             exc, prefix=loc, noun="argument", allowed=_allowed_args(cls.Args)
         )
         return refused + [p for p, full in found if not (len(full) > len(loc) and full[len(loc)] in pending)]
     return refused + field_problems(cls, resolved, loc, policy or RunPolicy())
+
+
+#: plugin class -> whether its ``Args`` accepts no arguments at all
+_NO_ARGS_OK: dict[type[Plugin], bool] = {}
+
+
+def _takes_no_args(cls: type[Plugin]) -> bool:
+    known = _NO_ARGS_OK.get(cls)
+    if known is None:
+        try:
+            cls.Args.model_validate({})
+        except ValidationError:
+            known = False
+        else:
+            known = True
+        _NO_ARGS_OK[cls] = known
+    return known
 
 
 def field_problems(cls: type[Plugin], args: Mapping[str, Any], loc: Loc, policy: RunPolicy) -> list[Problem]:
@@ -297,7 +324,17 @@ def _network_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> 
 def _path_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
     if ".." in PurePosixPath(text).parts:
         return f"path '{text}' contains '..', which leaves the data root; give a path inside the data root"
-    return None
+    if policy.data_root is None or not text.strip():
+        return None
+    # the rule of orchestrator.plugins.paths at run time, without naming the server's folders
+    root = Path(policy.data_root).resolve()
+    given = Path(text)
+    resolved = (given if given.is_absolute() else root / given).resolve()
+    if resolved.is_relative_to(root):
+        return None
+    if given.is_absolute():
+        return f"absolute path '{text}' is outside the data root; give a path relative to the data root"
+    return f"path '{text}' leads out of the data root through a symbolic link; give a path inside it"
 
 
 def _dsn_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str | None:
@@ -315,8 +352,15 @@ def _sql_problem(text: str, extra: Mapping[str, Any], policy: RunPolicy) -> str 
         # the DSN's, known at run time, so the rules of every dialect apply here)
         return sql_script_problem(text) if extra.get("script") else None
 
+    from orchestrator.sqlcheck import parse_problem
+
     functions = [str(f) for f in extra.get("functions", ())]
-    return polars_sql_problem(text, expression=extra.get("format") == "expression", extra_functions=functions)
+    expression = extra.get("format") == "expression"
+    refused = polars_sql_problem(text, expression=expression, extra_functions=functions)
+    if refused or not policy.parse_sql:
+        return refused
+    # what the guard lets through must also parse, as the step parses it at run time
+    return parse_problem(text, expression=expression, functions=functions)
 
 
 #: field ``format`` -> the check of one literal text of it

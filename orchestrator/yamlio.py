@@ -8,7 +8,7 @@ A file holds ``variables:`` / ``secrets:`` documents first, then one project doc
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import yaml
@@ -19,7 +19,15 @@ from orchestrator.errors import Loc, Problem, SpecError, format_path, problems_f
 from orchestrator.phases import PHASE_ORDER, PHASE_SLOTS
 from orchestrator.policy import RunPolicy
 from orchestrator.resolve import Reference, iter_references
-from orchestrator.spec import Definitions, PipelineSpec, ProjectSpec, SecretSpec, StepSpec, check_needs
+from orchestrator.spec import (
+    OTHER_PIPELINES,
+    Definitions,
+    PipelineSpec,
+    ProjectSpec,
+    SecretSpec,
+    StepSpec,
+    check_needs,
+)
 from orchestrator.validate import plugin_problems, reference_problems
 from orchestrator.yamlsafe import (
     MAX_ALIAS_EXPANSION,
@@ -77,13 +85,17 @@ def load_project(
         raise SpecError([Problem(message)], source)
     nodes = compose(text, source)
     tree = NodeTree(CoreLoader(""))
+    # Without an anchor (&name) there is no alias: nothing expands, and building the tree checks the
+    # depth itself. The graph check costs as much as building, so it runs only when it can find something.
+    anchored = ("&" in text) if isinstance(text, str) else (b"&" in text)
     documents = []
     for node in nodes:
         try:
-            check_graph(node)
+            if anchored:
+                check_graph(node)
+            documents.append((node, tree.build(node)))
         except Refused as exc:
             raise SpecError([problem_at(str(exc), exc.node)], source) from None
-        documents.append((node, tree.build(node)))
     data = _assemble(documents, tree)
     problems = list(tree.problems)
     spec = None
@@ -96,9 +108,9 @@ def load_project(
             policy.env_allowed if policy else None,
         )
         try:
-            spec = ProjectSpec.model_validate(data)
+            spec = ProjectSpec.model_validate(data, context={OTHER_PIPELINES: context.pipelines})
         except ValidationError as exc:
-            problems += _spec_problems(exc, data, tree)
+            problems += _spec_problems(exc, data, tree, context.pipelines)
     if spec is not None and registry is not None and not problems:
         known = {**context.variables, **spec.variables}
         problems += plugin_problems(spec.model_copy(update={"variables": known}), registry, policy)
@@ -193,7 +205,12 @@ def _a(value: Any) -> str:
     )
 
 
-def _spec_problems(exc: ValidationError, data: dict[str, Any], tree: NodeTree) -> list[Problem]:
+def _spec_problems(
+    exc: ValidationError,
+    data: dict[str, Any],
+    tree: NodeTree,
+    others: Mapping[str, Collection[str]] | None = None,
+) -> list[Problem]:
     found = problems_from_validation_error(exc, allowed=_allowed_keys)
     # "unknown key 'stpes'; did you mean 'steps'?" says it all: drop the "missing required key 'steps'"
     misspelt = {(p.path, m[1]) for p, _ in found if (m := re.search(r"did you mean '([^']*)'\?$", p.message))}
@@ -203,7 +220,7 @@ def _spec_problems(exc: ValidationError, data: dict[str, Any], tree: NodeTree) -
             continue
         if not loc:  # the project-level rule: needs and cycles; point at the pipeline's needs
             needs = _raw_needs(data.get("pipelines"))
-            culprit = check_needs(needs) if needs is not None else None
+            culprit = check_needs(needs, others) if needs is not None else None
             if culprit:
                 problem = Problem(problem.message, format_path(("pipelines", culprit[0], "needs")))
         elif problem.path != format_path(loc) and format_path(loc) in tree.key_marks:  # an unknown key
@@ -399,11 +416,16 @@ def dump_project(spec: ProjectSpec) -> str:
     )
 
 
-def dump_pipeline(spec: ProjectSpec, name: str) -> str:
-    """A project file holding only pipeline ``name``, with just the variables and secrets it references."""
+def dump_pipeline(spec: ProjectSpec, name: str, *, keep_needs: bool = False) -> str:
+    """A project file holding only pipeline ``name``, with just the variables and secrets it references.
+
+    ``keep_needs``: keep its ``needs`` (for loading back into its project, where they exist; the file then
+    validates there, not alone)."""
     if name not in spec.pipelines:
         raise KeyError(f"no pipeline named '{name}' in this project")
-    pipeline = spec.pipelines[name].model_copy(update={"needs": []})
+    pipeline = spec.pipelines[name]
+    if not keep_needs:
+        pipeline = pipeline.model_copy(update={"needs": []})
     variables, secrets = _referenced(pipeline.model_dump(), spec)
     alone = ProjectSpec.model_construct(
         variables={k: v for k, v in spec.variables.items() if k in variables},

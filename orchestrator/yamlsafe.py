@@ -181,20 +181,28 @@ class NodeTree:
         self.marks: dict[str, Node] = {}
         self.key_marks: dict[str, Node] = {}
         self.problems: list[Problem] = []
+        self._depth = 0
 
     def build(self, node: Node, path: str = "") -> Any:
-        """The plain data of ``node``, whose key path (``format_path`` style) is ``path``."""
+        """The plain data of ``node``, whose key path (``format_path`` style) is ``path``. Raises Refused
+        past ``MAX_DEPTH`` levels (``check_graph`` does too, and also bounds what aliases expand to)."""
         self.marks.setdefault(path, node)
+        if self._depth > MAX_DEPTH:  # collections around this node
+            raise Refused(f"the data is nested too deeply (more than {MAX_DEPTH} levels)", node)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        if isinstance(node, SequenceNode):
-            if node.tag != TAG + "seq":
+        self._depth += 1
+        try:
+            if isinstance(node, SequenceNode):
+                if node.tag != TAG + "seq":
+                    self.problems.append(problem_at(_tag_message(node.tag), node, path))
+                return [self.build(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
+            if node.tag != TAG + "map":
                 self.problems.append(problem_at(_tag_message(node.tag), node, path))
-            return [self.build(child, f"{path}[{i}]") for i, child in enumerate(node.value)]
-        if node.tag != TAG + "map":
-            self.problems.append(problem_at(_tag_message(node.tag), node, path))
-        assert isinstance(node, MappingNode)  # PyYAML's third and last kind of node
-        return self._mapping(node, path)
+            assert isinstance(node, MappingNode)  # PyYAML's third and last kind of node
+            return self._mapping(node, path)
+        finally:
+            self._depth -= 1
 
     def _scalar(self, node: ScalarNode, path: str) -> Any:
         if node.tag not in _SCALAR_TAGS:

@@ -83,3 +83,13 @@ def make_pipeline(
             PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec, message="Created")
         )
     return pipeline
+
+
+def sealed_preview(body: bytes | str) -> dict[str, str]:
+    """The form data of an upload preview's "Apply import" (its sealed file), from the preview's HTML."""
+    import re
+
+    text = body.decode() if isinstance(body, bytes) else body
+    found = re.search(r'name="sealed" value="([^"]+)"', text)
+    assert found, "no upload preview with an Apply import button in the page"
+    return {"sealed": found.group(1), "confirm": "1"}

@@ -80,15 +80,29 @@ class LaneView:
 
     @property
     def step_count(self) -> int:
-        return sum(len(s.steps) for s in self.slots)
+        """Its steps, not counting the extract merge (which combines them)."""
+        return sum(len(s.steps) for s in self.slots if s.slot != "merge")
+
+
+def as_text(value: Any) -> str:
+    """An argument's value as a person reads it: ``a, b`` for a list, ``k: v`` for a mapping, yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(as_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {as_text(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _summary(args: dict[str, Any]) -> str:
     parts = []
     for key, value in list(args.items())[:2]:
-        text = value if isinstance(value, str) else repr(value)
-        parts.append(f"{key}: {text[:40]}")
-    return ", ".join(parts)
+        text = as_text(value)
+        parts.append(f"{key}: {text[:40] + '…' if len(text) > 40 else text}")
+    return " · ".join(parts)
 
 
 def locate_error(error: dict[str, Any]) -> tuple[str | None, str | None, int | None, str]:

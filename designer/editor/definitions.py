@@ -17,8 +17,11 @@ def secret_names(project: Project) -> set[str]:
 
 
 def reference_context(project: Project) -> tuple[dict[str, Any], set[str]]:
-    """The variables (values) and secret names a pipeline of ``project`` may reference."""
-    return effective_variables(project), secret_names(project)
+    """The variables (values) and secret names a pipeline of ``project`` may reference; a declared run
+    parameter is one, with its default or an example of its type (designer/triggers/parameters.py)."""
+    from designer.triggers.parameters import reference_values
+
+    return {**effective_variables(project), **reference_values(project)}, secret_names(project)
 
 
 def export_definitions(

@@ -10,6 +10,9 @@ from typing import Any
 
 from orchestrator import PHASE_SLOTS, allowed_phases, registry, required_phases, slot_kind
 
+#: the longest step id
+STEP_ID_MAX = 100
+
 
 class EditError(ValueError):
     """An edit that cannot be applied; the message is shown to the user."""
@@ -140,6 +143,8 @@ def set_step(spec: dict[str, Any], phase: str, step_id: str, args: dict[str, Any
     """Replace a step's arguments (and rename it when ``new_id`` is given); returns its id."""
     _slot, _i, step = find_step(spec, phase, step_id)
     new_id = new_id.strip()
+    if len(new_id) > STEP_ID_MAX:
+        raise EditError(f"a step id may hold up to {STEP_ID_MAX} characters (got {len(new_id)})")
     if new_id and new_id != step_id:
         if not new_id.replace("_", "a").replace("-", "a").isalnum():
             raise EditError("a step id may hold letters, digits, '_' and '-' only")

@@ -44,12 +44,13 @@ class Pipeline(models.Model):
     is_valid = models.BooleanField(default=False)
     errors = models.JSONField(default=list, blank=True)
     is_template = models.BooleanField(default=False)
+    #: the draft's revision: +1 on every change of ``spec`` (an edit made on an older one is refused)
+    revision = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
 
     class Meta:
         ordering = ["name"]
@@ -76,6 +77,11 @@ class Pipeline(models.Model):
         """The newest saved version, or None."""
         return self.versions.order_by("-number").first()
 
+    def has_unsaved_changes(self, latest: PipelineVersion | None = None) -> bool:
+        """True when the draft differs from the newest saved version (or none was saved)."""
+        latest = latest if latest is not None else self.latest_version()
+        return latest is None or latest.spec != self.spec
+
 
 class PipelineVersion(models.Model):
     """An immutable snapshot of a pipeline's spec: runs use these, history lists them."""
@@ -101,3 +107,44 @@ class PipelineVersion(models.Model):
         if self.pk is not None and not kwargs.pop("_allow_update", False):
             raise ValueError("a PipelineVersion is immutable; create a new version instead")
         super().save(*args, **kwargs)
+
+
+class DraftEdit(models.Model):
+    """One change of a pipeline's draft (revision ``revision``): what it was before and after, who made
+    it from which browser tab. The log answers "what changed since revision N" for a refused stale edit,
+    and holds each author's undo and redo stacks."""
+
+    class Kind(models.TextChoices):
+        EDIT = "edit", "edit"
+        UNDO = "undo", "undo"
+        REDO = "redo", "redo"
+
+    class State(models.TextChoices):
+        DONE = "done", "done"  # an edit its author can undo
+        UNDONE = "undone", "undone"  # undone: its author can redo it
+        DROPPED = "dropped", "dropped"  # undone, then another edit came: nothing to redo
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="draft_edits")
+    revision = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.EDIT)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.DONE)
+    #: for undo and redo: the edit they undid or redid
+    of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    #: the revision at which it was undone (the newest undone edit is redone first)
+    undone_at = models.PositiveIntegerField(null=True, blank=True)
+    label = models.CharField(max_length=200, blank=True)
+    before = models.JSONField()
+    after = models.JSONField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    #: the browser tab that made it (its own later edits are not stale against it)
+    client = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pipeline", "revision"]
+        constraints = [models.UniqueConstraint(fields=["pipeline", "revision"], name="unique_draft_revision")]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline_id} r{self.revision} {self.kind} {self.label}"

@@ -7,8 +7,9 @@ The engine (``orchestrator``) is the single source of truth for what is valid an
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -52,11 +53,16 @@ def validate_pipeline(
     known_pipelines: set[str] | None = None,
     variables: dict[str, Any] | None = None,
     secrets: Iterable[str] | None = None,
+    *,
+    data_root: Path | None = None,
+    columns: Mapping[str, Sequence[str]] | None = None,
 ) -> Checked:
     """Validate one pipeline's spec dict with the engine, under the site's rules for runs.
 
     ``known_pipelines`` are the valid ``needs`` targets; ``variables`` and ``secrets`` (names) are what
-    its references may use.
+    its references may use; ``data_root``: the team's folder its paths must stay in; ``columns``: the
+    output columns of the steps whose schema is known (``{step id: [column, ...]}``), so that the columns
+    its SQL names are checked too (none known yet: not checked).
     """
     parsed, problems = pipeline_problems(
         name,
@@ -64,7 +70,8 @@ def validate_pipeline(
         registry,
         context=Definitions(variables or {}, tuple(secrets or ())),
         pipelines=known_pipelines,
-        policy=isolation.run_policy(),
+        policy=isolation.run_policy(data_root),
+        columns=columns,
     )
     normalised = parsed.model_dump(mode="json") if parsed is not None else spec
     return Checked(spec=normalised, errors=[problem_dict(p) for p in problems])
@@ -75,9 +82,34 @@ def pipeline_spec(spec: dict[str, Any]) -> PipelineSpec:
     return PipelineSpec.model_validate(copy.deepcopy(spec))
 
 
-def draft_yaml(name: str, spec: dict[str, Any]) -> str:
+#: a step's keys whose default values a dump leaves out (as the engine's own dumps do)
+_STEP_DEFAULTS = {"timeout": None, "retries": 0, "retry_backoff": 1.0}
+
+
+def _compact(value: Any) -> Any:
+    """A draft without its empty and default values, so that it reads (and diffs) like a valid dump."""
+    if isinstance(value, dict):
+        return {
+            k: _compact(v)
+            for k, v in value.items()
+            if v not in (None, [], {}) and not (k in _STEP_DEFAULTS and v == _STEP_DEFAULTS[k])
+        }
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Lists indented under their key, as the engine's dumps are (a diff then shows only what changed)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def draft_yaml(name: str, spec: dict[str, Any], concurrency: int = 2) -> str:
     """A plain YAML dump of a draft that does not validate (for the YAML tab and diffs)."""
-    body = yaml.safe_dump({"pipelines": {name: spec}}, sort_keys=False, allow_unicode=True, width=1 << 30)
+    data = {"concurrency": concurrency, "pipelines": {name: _compact(spec)}}
+    body = yaml.dump(data, Dumper=_IndentedDumper, sort_keys=False, allow_unicode=True, width=1 << 30)
     return "# draft: this pipeline does not validate yet\n" + body
 
 
@@ -92,7 +124,7 @@ def dump_pipeline_yaml(
     try:
         parsed = pipeline_spec(spec)
     except ValidationError:
-        return draft_yaml(name, spec)
+        return draft_yaml(name, spec, concurrency)
     project = ProjectSpec.model_construct(
         variables=dict(variables or {}),
         secrets={k: SecretSpec.model_validate(v) for k, v in (secrets or {}).items()},
@@ -100,7 +132,8 @@ def dump_pipeline_yaml(
         pipelines={name: parsed},
         plugins=None,
     )
-    return dump_pipeline(project, name)
+    # with its needs: the file loads back into its project (the YAML tab, an upload), where they exist
+    return dump_pipeline(project, name, keep_needs=True)
 
 
 def dump_project_yaml(project: ProjectSpec) -> str:
@@ -109,14 +142,20 @@ def dump_project_yaml(project: ProjectSpec) -> str:
 
 
 def load_project_yaml(
-    text: str | bytes, variables: dict[str, Any], secrets: Iterable[str], source: str = "<yaml>"
+    text: str | bytes,
+    variables: dict[str, Any],
+    secrets: Iterable[str],
+    source: str = "<yaml>",
+    pipelines: Mapping[str, Sequence[str]] | None = None,
+    data_root: Path | None = None,
 ) -> ProjectSpec:
     """Parse and fully validate a project file whose references may also use the project's (team's)
-    ``variables`` and ``secrets``; the spec holds only the file's own. SpecError lists every problem."""
+    ``variables`` and ``secrets``, and whose ``needs`` may name the project's other ``pipelines`` (name ->
+    its needs); the spec holds only the file's own. SpecError lists every problem."""
     return load_project(
         text,
         source=source,
         registry=registry,
-        policy=isolation.run_policy(),
-        context=Definitions(variables, tuple(secrets)),
+        policy=isolation.run_policy(data_root),
+        context=Definitions(variables, tuple(secrets), dict(pipelines or {})),
     )

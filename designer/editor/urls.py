@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from designer.editor.views import editor, pipelines, projects
+from designer.editor.views import drafts, editor, pipelines, projects
 
 project_urls = [
     path("-/new-project/", projects.project_create, name="designer-project-create"),
@@ -28,8 +28,11 @@ pipeline_urls = [
     path("type/", editor.set_type, name="designer-set-type"),
     path("merge/", editor.set_merge, name="designer-set-merge"),
     path("details/", editor.set_details, name="designer-set-details"),
-    path("yaml/", editor.yaml_tab, name="designer-yaml"),
-    path("save/", editor.save_version, name="designer-save"),
+    path("yaml/", drafts.yaml_tab, name="designer-yaml"),
+    path("save/", drafts.save_version, name="designer-save"),
+    path("undo/", drafts.undo, name="designer-undo"),
+    path("redo/", drafts.redo, name="designer-redo"),
+    path("discard/", drafts.discard, name="designer-discard"),
     path("history/", pipelines.history, name="designer-history"),
     path("diff/", pipelines.diff, name="designer-diff"),
     path("restore/<int:number>/", pipelines.restore, name="designer-restore"),

@@ -122,7 +122,9 @@ class RunEventsConsumer(_GroupListener):
 
 
 class TeamRunsConsumer(_GroupListener):
-    """Sends ``{"type": "run", "run": {...}}`` whenever a run of the team is queued or changes state."""
+    """Sends ``{"type": "run", "run": {...}, "html": "<tr ...>"}`` whenever a run of the team is queued or
+    changes state: its summary and its dashboard row, rendered by the server (``groups.run_update_message``).
+    """
 
     async def connect(self) -> None:
         remember_server_loop()
@@ -138,7 +140,7 @@ class TeamRunsConsumer(_GroupListener):
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A run was queued or changed state (``groups.RUN_UPDATE``) in the team's topic."""
-        await self.send_json({"type": "run", "run": message["run"]})
+        await self.send_json({"type": "run", "run": message["run"], "html": message.get("html", "")})
 
     @database_sync_to_async
     def _authorised_team(self, user: Any, slug: str) -> int | None:

@@ -1,4 +1,5 @@
-"""What the run pages show: a run's layout, the dashboard's filters and per-pipeline duration history."""
+"""What the run pages show: a run's layout, the dashboard's filters, rows and per-pipeline duration history,
+and the latest run states the editor shows on its step cards."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from designer.editor.models import Project
+from designer.editor.models import Pipeline, Project
 from designer.runs.models import FINISHED_STATES, RUN_STATES, PipelineRun, Run, StepRun
 from designer.teams.models import Team
-from orchestrator import PHASE_ORDER
+from orchestrator import PHASE_ORDER, Status
 
 STATES = [s.value for s in RUN_STATES]
 #: the dashboard's time filter: key -> (label, age)
@@ -130,3 +132,44 @@ def duration_charts(team: Team, filters: RunFilters) -> list[dict[str, Any]]:
 def runnable_projects(team: Team) -> list[Project]:
     """Projects of the team, for the dashboard's Run form."""
     return list(team.projects.prefetch_related("pipelines"))
+
+
+def run_row_html(run: Run) -> str:
+    """The dashboard's table row of ``run`` (``run.project`` loaded): the page renders its rows with this
+    partial, and the team's runs websocket pushes it when the run is queued or changes state."""
+    return render_to_string("runs/_run_row.html", {"r": run})
+
+
+#: how many of a project's unfinished runs the editor looks through for one that includes its pipeline
+ACTIVE_SCAN = 20
+
+
+def active_run_id(pipeline: Pipeline) -> int | None:
+    """The newest queued or running run that includes ``pipeline`` (the editor follows it live)."""
+    runs = Run.objects.filter(
+        project_id=pipeline.project_id, state__in=(Status.QUEUED, Status.RUNNING)
+    ).order_by("-created_at", "-pk")
+    for run in runs.only("pk", "pipelines", "spec")[:ACTIVE_SCAN]:
+        if pipeline.name in run.pipeline_names:
+            return int(run.pk)
+    return None
+
+
+def latest_step_states(pipeline: Pipeline) -> dict[tuple[str, str], dict[str, Any]]:
+    """(phase, step id) -> the step's state, duration and error in the newest run that included the
+    pipeline (the editor's step cards show it); empty when it never ran."""
+    latest = (
+        StepRun.objects.filter(
+            pipeline_run__run__project_id=pipeline.project_id, pipeline_run__name=pipeline.name
+        )
+        .order_by("-pipeline_run__run__created_at", "-pipeline_run__run_id")
+        .values_list("pipeline_run__run_id", flat=True)
+        .first()
+    )
+    if latest is None:
+        return {}
+    rows = StepRun.objects.filter(pipeline_run__run_id=latest, pipeline_run__name=pipeline.name)
+    return {
+        (r.phase, r.step_id): {"state": r.state, "duration": r.duration, "error": r.error, "run_id": latest}
+        for r in rows
+    }

@@ -31,8 +31,12 @@ def team_runs_group(team_id: int) -> str:
 
 
 def run_update_message(run: Run) -> tuple[str, dict[str, Any]]:
-    """``(group, message)`` telling the run's team dashboard its current state (``run.project`` loaded)."""
-    return team_runs_group(run.team_id), {"type": RUN_UPDATE, "run": run.summary()}
+    """``(group, message)`` telling the run's team its current state (``run.project`` loaded): ``run``, its
+    summary (the editor picks the runs of its pipeline by it), and ``html``, its dashboard row rendered once
+    here with the template the dashboard page uses, for every websocket of the team."""
+    from designer.runs.dashboard import run_row_html  # (imports the models: this module must not)
+
+    return team_runs_group(run.team_id), {"type": RUN_UPDATE, "run": run.summary(), "html": run_row_html(run)}
 
 
 #: how ``run_events_message`` texts begin and end (json.dumps keeps the dict's key order)

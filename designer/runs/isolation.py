@@ -16,7 +16,7 @@ from django.conf import settings
 from designer.runs.models import Run
 from designer.teams.models import Team
 from designer.teams.secrets import secret_references, team_secret_resolver
-from orchestrator import EgressPolicy, Endpoint, Limits, RunPolicy, RunRequest, Sandbox
+from orchestrator import RUN_CONTEXT, EgressPolicy, Endpoint, Limits, RunPolicy, RunRequest, Sandbox
 
 #: team fields an owner may set, by limit name
 LIMIT_FIELDS = {
@@ -70,9 +70,15 @@ def egress_policy() -> EgressPolicy:
     return EgressPolicy.restricted_from(settings.PIPEDECK_EGRESS_ALLOW, app_endpoints())
 
 
-def run_policy() -> RunPolicy:
-    """The site's rules for runs, for validation in the editor and on import."""
-    return RunPolicy(env_allowed=frozenset(settings.PIPEDECK_RUN_ENV_ALLOW), network=egress_policy())
+def run_policy(data_root: Path | None = None) -> RunPolicy:
+    """The site's rules for runs, for validation in the editor and on import (``data_root``: the team's
+    folder, when its paths are to be checked against it); SQL is parsed as the steps will parse it."""
+    return RunPolicy(
+        env_allowed=frozenset(settings.PIPEDECK_RUN_ENV_ALLOW),
+        network=egress_policy(),
+        data_root=str(data_root) if data_root is not None else None,
+        parse_sql=True,
+    )
 
 
 def build_request(run: Run) -> RunRequest:
@@ -83,7 +89,8 @@ def build_request(run: Run) -> RunRequest:
     secrets = {name: resolver(name) for name in sorted(secret_references(run.spec)) if name in available}
     return RunRequest(
         run_id=str(run.pk),
-        spec=run.spec,
+        # ${{ run.date }}, ${{ run.datetime }}, ${{ run.id }}: known once the run has its row
+        spec={**run.spec, "variables": {**run.spec.get("variables", {}), RUN_CONTEXT: run.context()}},
         only=list(run.pipelines) or None,
         data_root=str(team_data_root(team)),
         env=run_env(),

@@ -11,7 +11,7 @@ from django.db import transaction
 from pydantic import ValidationError
 
 from designer.editor.models import Project
-from designer.runs import groups, queue, records
+from designer.runs import groups, queue, records, selection
 from designer.runs.models import PipelineRun, Run, StepRun
 from designer.runs.publish import publish_sync
 from designer.teams.variables import effective_variables
@@ -23,34 +23,29 @@ class RunRefused(Exception):
 
 
 def snapshot(
-    project: Project, names: Iterable[str] | None, variables: Mapping[str, Any] | None
+    project: Project,
+    names: Iterable[str] | None,
+    variables: Mapping[str, Any] | None,
+    *,
+    draft: str | None = None,
+    upstream: bool | None = False,
 ) -> tuple[dict[str, Any], dict[str, int | None]]:
-    """The ProjectSpec JSON a run executes, and ``{pipeline: version number}``. Raises RunRefused."""
-    pipelines = list(project.pipelines.filter(is_template=False).prefetch_related("versions"))
-    if names:
-        wanted = set(names)
-        unknown = wanted - {p.name for p in pipelines}
-        if unknown:
-            raise RunRefused(f"No pipeline named {', '.join(sorted(unknown))} in project '{project.name}'.")
-        pipelines = [p for p in pipelines if p.name in wanted]
-    if not pipelines:
-        raise RunRefused(f"Project '{project.name}' has no pipelines to run yet.")
-    invalid = [p.name for p in pipelines if not p.is_valid]
-    if invalid:
-        raise RunRefused(
-            f"Cannot run: pipeline{'s' if len(invalid) > 1 else ''} {', '.join(invalid)} "
-            f"{'have' if len(invalid) > 1 else 'has'} errors. Fix them in the editor first."
-        )
+    """The ProjectSpec JSON a run executes, and ``{pipeline: version number}`` (None: a draft). Each
+    pipeline runs its latest saved version, ``draft`` its draft; see ``selection.choose``. Raises
+    RunRefused."""
+    try:
+        pipelines = selection.choose(project, names, draft=draft, upstream=upstream)
+    except selection.SelectionRefused as exc:
+        raise RunRefused(str(exc)) from None
     chosen = {p.name for p in pipelines}
     specs: dict[str, Any] = {}
     versions: dict[str, int | None] = {}
     for pipeline in pipelines:
         spec = copy.deepcopy(pipeline.spec)
         # Running a selection runs just it: needs outside the selection are taken as already done.
-        spec["needs"] = [n for n in pipeline.needs if n in chosen]
+        spec["needs"] = [n for n in (spec.get("needs") or []) if n in chosen]
         specs[pipeline.name] = spec
-        latest = max(pipeline.versions.all(), key=lambda v: v.number, default=None)
-        versions[pipeline.name] = latest.number if latest and latest.spec == pipeline.spec else None
+        versions[pipeline.name] = pipeline.version
     data = {
         "variables": effective_variables(project, variables),
         "concurrency": project.concurrency,
@@ -105,8 +100,14 @@ def enqueue(
     variables: Mapping[str, Any] | None,
     user: Any,
     rerun_of: Run | None = None,
+    *,
+    trigger: str = "",
+    logical_datetime: str = "",
 ) -> Run:
-    """Create a queued run of ``spec`` (its PipelineRun / StepRun rows included) and announce it."""
+    """Create a queued run of ``spec`` (its PipelineRun / StepRun rows included) and announce it.
+
+    ``trigger`` names what started it besides a person ("schedule nightly"); ``logical_datetime`` (ISO) is
+    its ``${{ run.date }}`` / ``${{ run.datetime }}`` (blank: when it was queued)."""
     names = pipelines or list(spec["pipelines"])
     with transaction.atomic():
         run = Run.objects.create(
@@ -119,6 +120,8 @@ def enqueue(
             created_by=user if getattr(user, "is_authenticated", False) else None,
             rerun_of=rerun_of,
             max_attempts=settings.PIPEDECK_RUN_MAX_ATTEMPTS,
+            trigger=trigger[:200],
+            logical_datetime=logical_datetime,
         )
         _layout_rows(run, spec, names)
         _announce(run)
@@ -152,12 +155,36 @@ def start_run(
     user: Any,
     pipelines: Iterable[str] | None = None,
     variables: Mapping[str, Any] | None = None,
+    *,
+    trigger: str = "",
+    logical_datetime: str = "",
+    upstream: bool | None = None,
+    draft: str | None = None,
 ) -> Run:
-    """Queue a run of the project (or of the named pipelines). Raises RunRefused with a user-facing reason."""
-    check_overrides(variables or {})
+    """Queue a run of the project (or of the named pipelines). Raises RunRefused with a user-facing reason.
+
+    ``trigger`` and ``logical_datetime``: see ``enqueue``. ``variables`` are checked against the project's
+    run parameters and typed (defaults filled in). ``upstream``: run what the named pipelines need too
+    (None: when one of those never succeeded); ``draft``: the pipeline whose draft runs (not its latest
+    saved version)."""
+    from designer.triggers.parameters import check_run_values  # triggers builds on this module
+
+    variables = check_run_values(project, variables or {})
+    check_overrides(variables)
     names = sorted(set(pipelines or []))
-    spec, versions = snapshot(project, names, variables)
-    return enqueue(project, spec, versions, names if names else [], variables, user)
+    spec, versions = snapshot(project, names, variables, draft=draft, upstream=upstream)
+    if names:  # with the upstream pipelines it added (the engine orders them by their needs)
+        names = sorted(versions)
+    return enqueue(
+        project,
+        spec,
+        versions,
+        names if names else [],
+        variables,
+        user,
+        trigger=trigger,
+        logical_datetime=logical_datetime,
+    )
 
 
 def rerun(run: Run, user: Any, only_failed: bool = False) -> Run:
@@ -179,7 +206,16 @@ def rerun(run: Run, user: Any, only_failed: bool = False) -> Run:
             pipeline = spec["pipelines"][name]
             pipeline["needs"] = [n for n in pipeline.get("needs", []) if n in names]
         spec["pipelines"] = {name: spec["pipelines"][name] for name in spec["pipelines"] if name in names}
-    return enqueue(run.project, spec, run.versions, names, run.variables, user, rerun_of=run)
+    return enqueue(
+        run.project,
+        spec,
+        run.versions,
+        names,
+        run.variables,
+        user,
+        rerun_of=run,
+        logical_datetime=run.logical_datetime,  # a re-run of a backfill's date runs that date again
+    )
 
 
 def cancel(run: Run) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
-from orchestrator import Status
+from orchestrator import Status, run_context
 
 #: the states of a run: the engine's ``Status``, except "skipped" (only a run's pipelines are skipped)
 RUN_STATES = tuple(s for s in Status if s is not Status.SKIPPED)
@@ -19,8 +21,14 @@ FINISHED_STATES = frozenset(s for s in RUN_STATES if s.finished)
 
 class RunQuerySet(models.QuerySet["Run"]):
     def queued(self) -> RunQuerySet:
-        """Runs waiting for a worker, oldest first."""
-        return self.filter(state=Status.QUEUED).order_by("created_at", "pk")
+        """Runs waiting for a worker (of a format this code runs), oldest first."""
+        return self.filter(state=Status.QUEUED, format__lte=RUN_FORMAT).order_by("created_at", "pk")
+
+
+#: the format of the spec a run stores; a worker claims only runs of a format it knows, so during an upgrade
+#: old workers leave new runs to new workers. Bump it when a stored spec changes in a way older code
+#: cannot run. 2: specs may use ``${{ run.date }}`` / ``run.datetime`` / ``run.id`` (designer/triggers).
+RUN_FORMAT = 2
 
 
 class Run(models.Model):
@@ -34,11 +42,17 @@ class Run(models.Model):
     spec = models.JSONField()
     #: pipeline name -> PipelineVersion number the snapshot was taken from
     versions = models.JSONField(default=dict, blank=True)
+    #: ``RUN_FORMAT`` of the code that queued it
+    format = models.PositiveSmallIntegerField(default=RUN_FORMAT)
     variables = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, choices=RUN_STATE_CHOICES, default=Status.QUEUED)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    #: what started it besides a person: "schedule nightly", "webhook deploy", "backfill 2026-11-01..30"
+    trigger = models.CharField(max_length=200, blank=True)
+    #: its logical date and time (``${{ run.date }}``), ISO with offset; blank: when it was queued
+    logical_datetime = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -75,10 +89,23 @@ class Run(models.Model):
         return None
 
     @property
+    def is_draft(self) -> bool:
+        """True when a pipeline of it ran its draft, not a saved version (the editor's "Run draft")."""
+        return any(number is None for number in (self.versions or {}).values())
+
+    @property
     def pipeline_names(self) -> list[str]:
         """The pipelines this run executes: those chosen, else every pipeline of its snapshot."""
         chosen: list[str] = self.pipelines
         return chosen or sorted((self.spec or {}).get("pipelines", {}))
+
+    def context(self) -> dict[str, str]:
+        """What ``${{ run.date }}``, ``${{ run.datetime }}`` and ``${{ run.id }}`` resolve to in this run."""
+        if self.logical_datetime:
+            logical = dt.datetime.fromisoformat(self.logical_datetime)
+        else:
+            logical = timezone.localtime(self.created_at or timezone.now())
+        return run_context(str(self.pk), logical)
 
     def summary(self) -> dict[str, Any]:
         """The JSON the dashboard shows for a run (sent over the team's websocket group too)."""
@@ -94,6 +121,7 @@ class Run(models.Model):
             "duration": self.duration,
             "error": self.error,
             "attempt": self.attempt,
+            "trigger": self.trigger,
         }
 
 
@@ -160,3 +188,17 @@ class RunEvent(models.Model):
     def as_message(self) -> dict[str, Any]:
         """The JSON a websocket client or the events endpoint receives."""
         return {"seq": self.seq, "kind": self.kind, "ts": self.ts.timestamp(), **self.payload}
+
+
+class WorkerBeat(models.Model):
+    """A worker process that is alive: it renews ``beat_at`` every third of its lease (readiness reads it)."""
+
+    worker_id = models.CharField(max_length=200, unique=True)
+    #: the highest ``RUN_FORMAT`` it runs
+    run_format = models.PositiveSmallIntegerField()
+    lease = models.FloatField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id}"

@@ -17,7 +17,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Now
 
-from designer.runs.models import Run, RunQuerySet
+from designer.runs.models import RUN_FORMAT, Run, RunQuerySet, WorkerBeat
 from orchestrator import Status
 
 log = logging.getLogger(__name__)
@@ -173,3 +173,21 @@ def reap_lost_runs() -> list[Reaped]:
 
 def _cancel_was_requested(run_id: int) -> bool:
     return Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def beat(worker_id: str, lease: float) -> None:
+    """The worker is alive (readiness counts the workers whose beat is younger than their lease)."""
+    WorkerBeat.objects.update_or_create(
+        worker_id=worker_id, defaults={"beat_at": Now(), "lease": lease, "run_format": RUN_FORMAT}
+    )
+
+
+def forget_worker(worker_id: str) -> None:
+    """The worker stopped."""
+    WorkerBeat.objects.filter(worker_id=worker_id).delete()
+
+
+def live_workers() -> int:
+    """Workers whose last beat is younger than their lease (by the database clock)."""
+    beats = WorkerBeat.objects.annotate(now=Now()).values_list("beat_at", "lease", "now")
+    return sum(1 for beat_at, lease, now in beats if beat_at + timedelta(seconds=lease) >= now)

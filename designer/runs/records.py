@@ -106,6 +106,10 @@ def _apply_units(run_id: int, events: list[dict[str, Any]]) -> None:
     for name, fields in pipelines.items():
         if not _update(PipelineRun, fields, f"{qn('run_id')} = %s AND {qn('name')} = %s", [run_id, name]):
             PipelineRun.objects.create(run_id=run_id, name=name, position=999, **fields)
+        if fields.get("finished_at") is not None:  # its steps that never started (after a failure): skipped
+            StepRun.objects.filter(
+                pipeline_run__run_id=run_id, pipeline_run__name=name, state=Status.QUEUED
+            ).update(state=Status.SKIPPED)
     parent_of = (
         f"{qn('pipeline_run_id')} = (SELECT {qn('id')} FROM {qn(PipelineRun._meta.db_table)}"
         f" WHERE {qn('run_id')} = %s AND {qn('name')} = %s) AND {qn('phase')} = %s AND {qn('step_id')} = %s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from designer.editor.models import Project
 from designer.runs import dashboard, launch
@@ -21,6 +23,8 @@ from designer.teams.variables import parse_value
 from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for, go_to
 
 EVENTS_PAGE = 1000
+#: the most characters the Run form's variable overrides may hold
+OVERRIDES_MAX = 10_000
 
 
 def _get_run_for(request: HttpRequest, run_id: int, role: str = Role.VIEWER) -> Run:
@@ -33,6 +37,10 @@ def _get_run_for(request: HttpRequest, run_id: int, role: str = Role.VIEWER) -> 
 
 def parse_overrides(text: str) -> dict[str, Any]:
     """``KEY=VALUE`` lines (values typed like the CLI's ``--var``); raises RunRefused on a bad line."""
+    if len(text) > OVERRIDES_MAX:
+        raise RunRefused(
+            f"Variable overrides may hold up to {OVERRIDES_MAX:,} characters (got {len(text):,})."
+        )
     overrides: dict[str, Any] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -48,18 +56,41 @@ def parse_overrides(text: str) -> dict[str, Any]:
 def _refused(request: HtmxHttpRequest, reason: str, back: str) -> HttpResponse:
     if request.htmx:
         response = render(request, "runs/_refused.html", {"reason": reason})
-        response["HX-Retarget"] = "#run-message"
-        response["HX-Reswap"] = "innerHTML"
-        return response
+        return reswap(retarget(response, "#run-message"), "innerHTML")
     messages.error(request, reason)
     return redirect(back)
 
 
+def upstream_choice(values: list[str]) -> bool | None:
+    """The Run form's "with upstream" checkbox (a hidden "0" before it): checked, unchecked, or not in
+    the form (None: the launcher decides)."""
+    return True if "1" in values else False if "0" in values else None
+
+
 def _start(request: HtmxHttpRequest, project: Project, back: str) -> HttpResponse:
+    from designer.triggers.parameters import InvalidValues  # triggers builds on runs
+
     pipeline = request.POST.get("pipeline", "").strip()
+    draft = pipeline if request.POST.get("draft") == "1" and pipeline else None
+    overrides: dict[str, Any] = {}
     try:
+        if draft and not can(request.user, project.team, Role.EDITOR):
+            raise RunRefused("Only editors of this team can run a draft: run the saved version instead.")
         overrides = parse_overrides(request.POST.get("variables", ""))
-        run = launch.start_run(project, request.user, [pipeline] if pipeline else None, overrides)
+        run = launch.start_run(
+            project,
+            request.user,
+            [pipeline] if pipeline else None,
+            overrides,
+            upstream=upstream_choice(request.POST.getlist("upstream")),
+            draft=draft,
+        )
+    except InvalidValues as exc:
+        if overrides or draft:
+            return _refused(request, str(exc), back)
+        # the project's run parameters need values: its Run form asks for them
+        form = reverse("designer-run-form", kwargs={"team": project.team.slug, "project": project.slug})
+        return go_to(request, f"{form}?{urlencode({'pipeline': pipeline})}" if pipeline else form)
     except RunRefused as exc:
         return _refused(request, str(exc), back)
     activity.run_started(run)

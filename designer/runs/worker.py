@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from designer.runs import executor, groups, isolation, queue, records
 from designer.runs.publish import publish
+from designer.triggers.loop import TriggerLoop
 from orchestrator import RunControl, Status
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 EMBEDDED_GRACE = 3.0
 #: how often held runs are checked for a cancel request (seconds)
 CANCEL_POLL = 0.25
+#: seconds between two lines of the worker's health in the log
+HEALTH_LOG = 60.0
 
 _local_workers: list[Worker] = []
 _embedded_lock = threading.Lock()
@@ -87,6 +90,7 @@ class Worker:
             max_workers=1 if connection.vendor == "sqlite" else min(8, self.concurrency + 2),
             thread_name_prefix=f"pipedeck-db-{self.worker_id[-6:]}",
         )
+        self.triggers = TriggerLoop(self.worker_id, self.db)
 
     # -- thread-safe controls -------------------------------------------------------------------
     def _call_soon(self, fn: Callable[[], Any]) -> None:
@@ -152,6 +156,7 @@ class Worker:
                     last_reap = time.monotonic()
                     await self._reap()
                 await self._claim_what_fits()
+                await self.triggers.tick()  # due schedules, backfills and alerts (designer/triggers/)
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(self._stopping.wait())
                 await asyncio.wait([waiter, stopper], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
@@ -163,6 +168,8 @@ class Worker:
             for task in helpers:
                 task.cancel()
             _local_workers.remove(self)
+            with contextlib.suppress(Exception):  # the database may be what stopped us
+                await self.db(queue.forget_worker, self.worker_id)
             await self.db(connections.close_all)
             self._db_pool.shutdown(wait=False)
 
@@ -228,28 +235,44 @@ class Worker:
         await publish([(groups.run_group(run_id), groups.run_events_message(run_id, [message]))])
 
     async def _watch(self) -> None:
-        """Heartbeat held runs every lease/3 and pick up cancel requests every CANCEL_POLL seconds."""
-        last_beat = time.monotonic()
+        """Every lease/3: say the worker is alive and heartbeat its runs; every CANCEL_POLL seconds, pick up
+        cancel requests; every HEALTH_LOG seconds, log the worker's health."""
+        last_beat = last_log = 0.0
         while True:
-            await asyncio.sleep(CANCEL_POLL)
             try:
-                held = list(self.held.values())
-                if not held:
-                    continue
-                for run_id in await self.db(queue.cancel_requested_ids, [h.claim.run_id for h in held]):
-                    if run_id in self.held:
-                        self.held[run_id].control.cancel()
-                if time.monotonic() - last_beat >= self.lease / 3:
-                    last_beat = time.monotonic()
-                    for h in held:
-                        if not h.stale and not await self.db(queue.heartbeat, h.claim, self.lease):
-                            log.warning(
-                                "run %s was taken from worker %s: stopping it", h.claim.run_id, self.worker_id
-                            )
-                            h.stale = True
-                            h.control.cancel()
+                now = time.monotonic()
+                if now - last_beat >= self.lease / 3:
+                    last_beat = now
+                    await self.db(queue.beat, self.worker_id, self.lease)
+                    await self._heartbeat_runs()
+                if now - last_log >= HEALTH_LOG:
+                    last_log = now
+                    self._log_health()
+                held = [h.claim.run_id for h in self.held.values()]
+                if held:
+                    for run_id in await self.db(queue.cancel_requested_ids, held):
+                        if run_id in self.held:
+                            self.held[run_id].control.cancel()
             except Exception:
                 log.exception("heartbeat failed")
+            await asyncio.sleep(CANCEL_POLL)
+
+    async def _heartbeat_runs(self) -> None:
+        for h in list(self.held.values()):
+            if not h.stale and not await self.db(queue.heartbeat, h.claim, self.lease):
+                log.warning("run %s was taken from worker %s: stopping it", h.claim.run_id, self.worker_id)
+                h.stale = True
+                h.control.cancel()
+
+    def _log_health(self) -> None:
+        log.info(
+            "worker %s alive: %d run(s) held, %d claimed, finished %s",
+            self.worker_id,
+            len(self.held),
+            self.stats.claimed,
+            dict(self.stats.finished) or "none",
+            extra={"worker": self.worker_id, "held": len(self.held), "claimed": self.stats.claimed},
+        )
 
     async def _listen(self) -> None:
         """With a shared (Redis) channel layer, wake up as soon as any process queues a run."""

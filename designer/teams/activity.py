@@ -6,7 +6,8 @@ behind the caller's back (no model signals).
 
 Verbs used across the app (keep to these so the feed reads well): created, changed, imported, ran,
 cancelled, deleted, copied, used_template, marked_template, unmarked_template, added_member, changed_role,
-removed_member, set_secret, deleted_secret, set_variable, deleted_variable.
+removed_member, invited, joined, set_secret, deleted_secret, set_variable, deleted_variable, paused, resumed,
+rotated, backfilled, retried, tested, set_parameter, deleted_parameter.
 """
 
 from __future__ import annotations
@@ -36,11 +37,21 @@ VERB_LABELS: dict[str, str] = {
     "added_member": "added member",
     "changed_role": "changed the role of",
     "removed_member": "removed member",
+    "invited": "invited",
+    "joined": "joined",
     "set_secret": "set secret",
     "deleted_secret": "deleted secret",
     "set_variable": "set variable",
     "deleted_variable": "deleted variable",
     "set_run_limits": "changed the run limits of",
+    "paused": "paused",
+    "resumed": "resumed",
+    "rotated": "rotated the token of",
+    "backfilled": "started a backfill of",
+    "retried": "retried the failed dates of",
+    "tested": "sent a test alert to",
+    "set_parameter": "set run parameter",
+    "deleted_parameter": "deleted run parameter",
 }
 
 
@@ -118,6 +129,36 @@ def run_started(run: Run) -> ActivityEvent:
         object_name=f"#{run.pk} {run.project.name}: {names}",
         url=reverse("designer-run", args=[run.pk]),
         detail=f"re-run of #{run.rerun_of_id}" if run.rerun_of_id else "",
+    )
+
+
+def run_triggered(run: Run) -> ActivityEvent:
+    """A run queued by a trigger (``run.trigger``: "schedule nightly", "webhook deploy"...), not a person."""
+    names = ", ".join(run.pipelines or []) or "all pipelines"
+    return record(
+        run.team,
+        None,
+        "ran",
+        object_type="run",
+        object_name=f"#{run.pk} {run.project.name}: {names}",
+        url=reverse("designer-run", args=[run.pk]),
+        detail=f"started by {run.trigger}",
+    )
+
+
+def trigger_changed(team: Team, actor: Any, verb: str, obj: Any, detail: str = "") -> ActivityEvent:
+    """A schedule, webhook, backfill or alert destination created, changed, paused... by ``actor``."""
+    kind = type(obj).__name__.lower().replace("alertdestination", "alert destination")
+    project = getattr(obj, "project", None)
+    name = getattr(obj, "name", None) or getattr(obj, "range_label", "") or str(obj)
+    return record(
+        team,
+        actor,
+        verb,
+        obj,
+        object_type=kind,
+        object_name=f"{project.name} / {name}" if project is not None else name,
+        detail=detail,
     )
 
 

@@ -1,8 +1,9 @@
 """The plugin contract, the registry, and the built-in plugins (one module per family)."""
 
+from typing import TYPE_CHECKING, Any
+
 from orchestrator.plugins.base import (
     ExtractPlugin,
-    Frame,
     LoadPlugin,
     MergePlugin,
     Plugin,
@@ -16,6 +17,9 @@ from orchestrator.plugins.base import (
     TransformPlugin,
 )
 from orchestrator.plugins.registry import PluginRegistry, registry
+
+if TYPE_CHECKING:
+    from orchestrator.plugins.base import Frame
 
 __all__ = [
     "ExtractPlugin",
@@ -34,3 +38,12 @@ __all__ = [
     "TransformPlugin",
     "registry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Frame`` names Polars types: it (and so Polars) is imported only when a plugin module asks for it
+    if name == "Frame":
+        from orchestrator.plugins import base
+
+        return base.Frame
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

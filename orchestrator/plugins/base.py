@@ -9,20 +9,34 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict
 from pydantic.config import JsonDict
 
 from orchestrator.egress import EgressPolicy
 from orchestrator.phases import PluginKind as PluginKind  # part of the plugin contract
 
-#: What flows between steps: an eager table, or a lazy one where the plugin can stream.
-Frame = pl.DataFrame | pl.LazyFrame
+if TYPE_CHECKING:
+    import polars as pl
+
+    #: What flows between steps: an eager table, or a lazy one where the plugin can stream.
+    Frame = pl.DataFrame | pl.LazyFrame
+
+
+def __getattr__(name: str) -> Any:
+    # ``Frame`` at run time (``from orchestrator.plugins import Frame``): Polars is imported only when a
+    # module asks for it, so the engine, the CLI and the registry start without it.
+    if name == "Frame":
+        import polars as pl
+
+        frame = globals()["Frame"] = pl.DataFrame | pl.LazyFrame
+        return frame
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: ``json_schema_extra`` of an ``Args`` field that may hold ``${{ secrets.X }}`` (a DSN, a header, a token)
@@ -161,6 +175,19 @@ CALLS: dict[PluginKind, tuple[type[Plugin], str]] = {
 }
 
 
+_frame_types: tuple[type[pl.DataFrame] | type[pl.LazyFrame], ...] = ()
+
+
+def frame_types() -> tuple[type[pl.DataFrame] | type[pl.LazyFrame], ...]:
+    """(DataFrame, LazyFrame), or () while Polars is not imported: then no value can be a frame, and
+    checking for one need not import it."""
+    global _frame_types
+    if not _frame_types and (polars := sys.modules.get("polars")) is not None:
+        _frame_types = (polars.DataFrame, polars.LazyFrame)
+    return _frame_types
+
+
 def row_count(frame: Frame | None) -> int | None:
     """Rows of an eager frame; None for a lazy one (counting would execute it)."""
-    return frame.height if isinstance(frame, pl.DataFrame) else None
+    polars = sys.modules.get("polars")
+    return frame.height if polars is not None and isinstance(frame, polars.DataFrame) else None

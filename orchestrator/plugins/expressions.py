@@ -5,11 +5,18 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
-import polars as pl
-
-from orchestrator.plugins.base import Frame, PluginError
+from orchestrator.plugins.base import PluginError
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.sqlguard import check_polars_sql
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from orchestrator.plugins.base import Frame
+else:
+    pl = LazyModule("polars")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*(.*?)\s*\)\s*$", re.DOTALL)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from orchestrator.plugins.base import ExtractPlugin, Frame, LoadPlugin, StepContext
+from orchestrator.plugins.base import ExtractPlugin, LoadPlugin, StepContext
 from orchestrator.plugins.expressions import polars_errors, require_columns
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.paths import atomic_target, input_files, output_path
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import polars as pl
+
+    from orchestrator.plugins.base import Frame
+else:
+    asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
+    pl = LazyModule("polars")
 
 _CONFIG = ConfigDict(extra="forbid")
 #: a file path in the data root: validation refuses one that leaves it
@@ -29,8 +38,9 @@ def _names(files: list[Path], root: Path) -> str:
 
 
 #: inputs up to this size are read at once, so a malformed file fails this step and the row count is known;
-#: larger ones stay lazy and stream through the steps that can stream (filter, parquet_load...)
-EAGER_BYTES = 64 * 1024 * 1024
+#: larger ones stay lazy and stream through the steps that can stream (filter, with_columns, the file
+#: loads, sql_load), so reading overlaps loading: 0.25 s of W4's 1.9 s (48 MB of CSV into PostgreSQL)
+EAGER_BYTES = 16 * 1024 * 1024
 
 
 async def _scan(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from orchestrator.plugins.base import Frame, PluginError, StepContext, TransformPlugin
+from orchestrator.plugins.base import PluginError, StepContext, TransformPlugin
 from orchestrator.plugins.expressions import (
     AGGREGATES,
     checked,
@@ -18,7 +18,15 @@ from orchestrator.plugins.expressions import (
     polars_errors,
     require_columns,
 )
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.sqlguard import check_polars_sql
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from orchestrator.plugins.base import Frame
+else:
+    pl = LazyModule("polars")
 
 _CONFIG = ConfigDict(extra="forbid")
 _EXPR: JsonDict = {"format": "expression"}
@@ -117,23 +125,28 @@ class WithColumns(TransformPlugin):
         return result
 
 
-_SIMPLE_TYPES: dict[str, pl.DataType | type[pl.DataType]] = {
-    **dict.fromkeys(["int", "integer", "int64", "bigint", "long"], pl.Int64),
-    **dict.fromkeys(["int32", "int4"], pl.Int32),
-    **dict.fromkeys(["int16", "smallint"], pl.Int16),
-    **dict.fromkeys(["int8", "tinyint"], pl.Int8),
-    "uint8": pl.UInt8,
-    "uint16": pl.UInt16,
-    "uint32": pl.UInt32,
-    "uint64": pl.UInt64,
-    **dict.fromkeys(["float", "double", "float64", "real8", "number"], pl.Float64),
-    **dict.fromkeys(["float32", "real"], pl.Float32),
-    **dict.fromkeys(["str", "string", "text", "varchar", "utf8"], pl.String),
-    **dict.fromkeys(["bool", "boolean"], pl.Boolean),
-    "date": pl.Date,
-    **dict.fromkeys(["datetime", "timestamp"], pl.Datetime("us")),
-    "time": pl.Time,
-}
+@functools.cache
+def _simple_types() -> dict[str, pl.DataType | type[pl.DataType]]:
+    """Type names -> Polars dtypes (built on first use: Polars is imported when a plugin runs)."""
+    return {
+        **dict.fromkeys(["int", "integer", "int64", "bigint", "long"], pl.Int64),
+        **dict.fromkeys(["int32", "int4"], pl.Int32),
+        **dict.fromkeys(["int16", "smallint"], pl.Int16),
+        **dict.fromkeys(["int8", "tinyint"], pl.Int8),
+        "uint8": pl.UInt8,
+        "uint16": pl.UInt16,
+        "uint32": pl.UInt32,
+        "uint64": pl.UInt64,
+        **dict.fromkeys(["float", "double", "float64", "real8", "number"], pl.Float64),
+        **dict.fromkeys(["float32", "real"], pl.Float32),
+        **dict.fromkeys(["str", "string", "text", "varchar", "utf8"], pl.String),
+        **dict.fromkeys(["bool", "boolean"], pl.Boolean),
+        "date": pl.Date,
+        **dict.fromkeys(["datetime", "timestamp"], pl.Datetime("us")),
+        "time": pl.Time,
+    }
+
+
 _DECIMAL = re.compile(r"^(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 TYPE_NAMES = (
     "int, int32, int16, int8, uint8..uint64, float, float32, string, bool, date, datetime, time, decimal(p,s)"
@@ -143,8 +156,9 @@ TYPE_NAMES = (
 def parse_dtype(text: str) -> pl.DataType | type[pl.DataType]:
     """A type name as a user writes it (``int``, ``string``, ``decimal(12,2)``) -> a Polars dtype."""
     key = text.strip().lower()
-    if key in _SIMPLE_TYPES:
-        return _SIMPLE_TYPES[key]
+    simple = _simple_types()
+    if key in simple:
+        return simple[key]
     decimal = _DECIMAL.match(key)
     if decimal:
         return pl.Decimal(int(decimal.group(1)), int(decimal.group(2)))

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets as _random_source
+from typing import TYPE_CHECKING
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.plugins.base import ExtractPlugin, PluginError, StepContext
 from orchestrator.plugins.expressions import parse_expr, polars_errors
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.sqlguard import check_polars_sql
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import polars as pl
+else:
+    asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
+    pl = LazyModule("polars")
 
 #: the functions generate_rows adds to Polars SQL (rewritten into hidden uniform columns before Polars runs)
 RANDOM_FUNCTIONS = ("random", "random_int", "random_choice")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.plugins.base import Frame, MergePlugin, PluginError, StepContext
+from orchestrator.plugins.base import MergePlugin, PluginError, StepContext
 from orchestrator.plugins.expressions import available, columns_of, polars_errors
+from orchestrator.plugins.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from orchestrator.plugins.base import Frame
+else:
+    pl = LazyModule("polars")
 
 
 def _aligned(frames: dict[str, Frame]) -> dict[str, Frame]:

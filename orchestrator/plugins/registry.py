@@ -109,7 +109,8 @@ class PluginRegistry:
                 self.register(target)
 
     def get(self, name: str) -> type[Plugin]:
-        self.load()
+        if not self._loaded:  # the engine asks once per step: skip the call once loaded
+            self.load()
         try:
             return self._plugins[name]
         except KeyError:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import uuid
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from orchestrator.plugins.base import (
     SECRET_FIELD,
     ExtractPlugin,
-    Frame,
     LoadPlugin,
     PluginError,
     StepContext,
     TransformAtLoadPlugin,
 )
 from orchestrator.plugins.expressions import polars_errors
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.sqldb import (
     DSN_HELP,
     Database,
@@ -46,6 +44,16 @@ from orchestrator.plugins.sqlguard import (
     statement_label,
 )
 from orchestrator.plugins.sqlload import load_frame
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import polars as pl
+
+    from orchestrator.plugins.base import Frame
+else:
+    asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
+    pl = LazyModule("polars")
 
 _CONFIG = ConfigDict(extra="forbid")
 #: a DSN may carry a password: secret-capable, and checked against the network policy

@@ -6,21 +6,27 @@ never blocks, and a cancelled step stops the worker between batches and rolls ba
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import polars as pl
 
 from orchestrator.egress import MYSQL_LOCAL_PARAMS, EgressPolicy, EgressRefused
 from orchestrator.plugins.base import PluginError, StepContext
+from orchestrator.plugins.lazy import LazyModule
 from orchestrator.plugins.paths import resolve_path
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import polars as pl
+else:
+    asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
+    pl = LazyModule("polars")
 
 Dialect = Literal["postgresql", "mysql", "sqlite"]
 T = TypeVar("T")
@@ -164,9 +170,12 @@ def _unresolved(db: Database, exc: OSError) -> PluginError:
     return PluginError(f"cannot connect to {db.label} at {db.display}: cannot resolve its host ({exc})")
 
 
-def connect(db: Database, *, create: bool = False, multi_statements: bool = False) -> Any:
+def connect(
+    db: Database, *, create: bool = False, multi_statements: bool = False, load_data: bool = False
+) -> Any:
     """A DB-API connection in manual-commit mode, to a server ``db.network`` allows; a PluginError saying
-    what to check when it fails."""
+    what to check when it fails. ``load_data``: MariaDB/MySQL, a connection that can send a load's rows
+    with LOAD DATA LOCAL (and nothing else: see ``mysqlload``)."""
     try:
         if db.dialect == "postgresql":
             import psycopg
@@ -177,6 +186,10 @@ def connect(db: Database, *, create: bool = False, multi_statements: bool = Fals
             from pymysql.constants import CLIENT
 
             flags = CLIENT.MULTI_STATEMENTS if multi_statements else 0
+            if load_data:
+                from orchestrator.plugins.mysqlload import GuardedConnection
+
+                return GuardedConnection(**_mysql_params(db), autocommit=False, client_flag=flags)
             return pymysql.connect(**_mysql_params(db), autocommit=False, client_flag=flags)
         return _connect_sqlite(db, create)
     except PluginError:

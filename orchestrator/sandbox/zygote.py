@@ -9,6 +9,7 @@ pool must not start in this process (a fork would copy its locks mid-use): nothi
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -22,6 +23,9 @@ from typing import NoReturn
 
 #: file descriptors per fork request: events socket, status pipe, stderr pipe
 FDS_PER_REQUEST = 3
+#: the libraries plugins import when they first run: imported here once, so that no run pays for them
+#: (Polars alone costs a child ~0.3 s of CPU); importing Polars does not start its thread pool
+HEAVY_LIBRARIES = ("polars", "httpx", "psycopg", "pymysql")
 
 
 def preload(modules: Sequence[str]) -> None:
@@ -32,6 +36,9 @@ def preload(modules: Sequence[str]) -> None:
     registry.load()
     for name in modules:
         registry.register_module(importlib.import_module(name))
+    for library in HEAVY_LIBRARIES:
+        with contextlib.suppress(ImportError):  # a site without a driver runs no plugin that needs it
+            importlib.import_module(library)
     gc.collect()
     gc.freeze()  # the children share these pages instead of copying them when the collector runs
 

@@ -6,10 +6,112 @@
   const base = editor.dataset.base;
   const editable = editor.dataset.editable === "1";
   const allowedByType = JSON.parse(document.getElementById("allowed-by-type").textContent);
+  // Swapped-in buttons work at once (htmx wires new content when it settles; no transitions here).
+  htmx.config.defaultSettleDelay = 0;
 
   function post(path, values) {
     return htmx.ajax("POST", base + path, { target: "#canvas", swap: "outerHTML", values: values });
   }
+
+  // This browser tab's id: the server lets a tab's own edits in flight follow each other, and the live
+  // socket (live.js) skips the tab's own changes.
+  const client = window.crypto && crypto.randomUUID ? crypto.randomUUID()
+    : Date.now().toString(36) + Math.random().toString(36).slice(2);
+  window.pipedeckClient = client;
+
+  /** The draft revision this page shows (the status bar's, refreshed with every answer). */
+  function revision() {
+    const status = document.getElementById("status");
+    return status ? status.dataset.revision : "";
+  }
+
+  // Every change sent to the server carries the revision it was made on (a form may carry its own: the
+  // step form and the YAML tab were made on the revision they were rendered at) and the tab's id.
+  document.body.addEventListener("htmx:configRequest", function (evt) {
+    const detail = evt.detail;
+    if (detail.verb !== "post" || !detail.path.startsWith(base)) return;
+    const params = detail.parameters;
+    const has = (name) => (params instanceof FormData ? params.has(name) : name in params);
+    const set = (name, value) => (params instanceof FormData ? params.set(name, value) : (params[name] = value));
+    if (!has("revision")) set("revision", revision());
+    set("client", client);
+  });
+
+  // Answers can arrive out of order (a drag's answer after the Save button's): never swap in a canvas or
+  // status older than the one shown (revision, then the latest saved version's number).
+  function stamp(el) {
+    return el ? [Number(el.dataset.revision || 0), Number(el.dataset.saved || 0)] : null;
+  }
+  function older(incoming, shown) {
+    return incoming && shown && (incoming[0] < shown[0] || (incoming[0] === shown[0] && incoming[1] < shown[1]));
+  }
+  document.body.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    const target = evt.detail.target;
+    if (target.id !== "status" && target.id !== "canvas") return;
+    const incoming = evt.detail.fragment && evt.detail.fragment.firstElementChild;
+    if (older(stamp(incoming), stamp(target))) evt.detail.shouldSwap = false;
+  });
+  document.body.addEventListener("htmx:beforeSwap", function (evt) {
+    const target = evt.detail.target;
+    if (!target || target.id !== "canvas" || !evt.detail.serverResponse) return;
+    const found = /id="canvas"[^>]*data-revision="(\d+)"/.exec(evt.detail.serverResponse);
+    if (found && Number(found[1]) < Number(target.dataset.revision || 0)) evt.detail.shouldSwap = false;
+  });
+
+  // Undo and redo from the keyboard (not while typing: text fields keep their own undo).
+  document.addEventListener("keydown", function (evt) {
+    if (!(evt.ctrlKey || evt.metaKey) || evt.altKey) return;
+    const target = evt.target;
+    if (target.closest && target.closest("input, textarea, select, [contenteditable]")) return;
+    const key = evt.key.toLowerCase();
+    const redo = (key === "z" && evt.shiftKey) || key === "y";
+    if (key !== "z" && key !== "y") return;
+    const button = document.getElementById(redo ? "redo-button" : "undo-button");
+    if (!button) return;
+    evt.preventDefault();
+    // (not button.click(): a button swapped in a moment ago is wired by htmx only once it settles)
+    if (!button.disabled) post(redo ? "redo/" : "undo/", {});
+  });
+
+  // Narrow screens: the palette folds away behind its button.
+  const toggle = document.getElementById("palette-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", function () {
+      const palette = document.getElementById("palette");
+      const open = palette.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // A step form with typed, unapplied values is "dirty": a refresh of the draft leaves it alone.
+  document.addEventListener("input", function (evt) {
+    const form = evt.target.closest && evt.target.closest("#step-form");
+    if (form) form.dataset.dirty = "1";
+  });
+
+  // The draft was replaced (undo, redo, discard, a colleague's change, a refused edit): the open step form
+  // follows it, unless it holds typed values; a step that is gone closes its form.
+  document.body.addEventListener("draft-replaced", function () {
+    setTimeout(refreshInspector, 0); // after the swap
+  });
+  function refreshInspector() {
+    const form = document.getElementById("step-form");
+    if (!form || form.dataset.dirty === "1") return;
+    const phase = form.elements.phase.value, id = form.elements.id.value;
+    if (!document.querySelector(`#canvas .step[data-phase="${CSS.escape(phase)}"][data-id="${CSS.escape(id)}"]`)) {
+      closeInspector();
+      return;
+    }
+    htmx.ajax("GET", `${base}steps/form/?phase=${encodeURIComponent(phase)}&id=${encodeURIComponent(id)}`,
+      { target: "#inspector", swap: "innerHTML" });
+  }
+  function closeInspector() {
+    const inspector = document.getElementById("inspector");
+    inspector.replaceChildren(document.getElementById("inspector-empty").content.cloneNode(true));
+    htmx.process(inspector);
+    document.querySelectorAll("#canvas .step.selected").forEach(function (s) { s.classList.remove("selected"); });
+  }
+  window.pipedeckEditor = { base: base, client: client, revision: revision, refreshInspector: refreshInspector };
 
   // Palette search: a client-side filter over names and descriptions.
   const search = document.getElementById("palette-search");
@@ -108,10 +210,7 @@
   // Key/value rows: add one more. Closing a step's form shows the pipeline's details again.
   document.addEventListener("click", function (evt) {
     if (evt.target.closest(".inspector-close")) {
-      const inspector = document.getElementById("inspector");
-      inspector.replaceChildren(document.getElementById("inspector-empty").content.cloneNode(true));
-      htmx.process(inspector);
-      document.querySelectorAll("#canvas .step.selected").forEach(function (s) { s.classList.remove("selected"); });
+      closeInspector();
       return;
     }
     const add = evt.target.closest(".kv-add");
@@ -133,10 +232,10 @@
 
   // A removed step's form must not stay open.
   document.body.addEventListener("step-removed", function () {
-    const form = document.querySelector("#step-form input[name=id]");
-    if (form && !document.querySelector("#canvas .step[data-id='" + CSS.escape(form.value) + "']")) {
-      document.getElementById("inspector").innerHTML = '<p class="muted">Step removed.</p>';
-    }
+    setTimeout(function () {
+      const form = document.querySelector("#step-form input[name=id]");
+      if (form && !document.querySelector("#canvas .step[data-id='" + CSS.escape(form.value) + "']")) closeInspector();
+    }, 0);
   });
 
   htmx.onLoad(function () { initPalette(); initLanes(); });

@@ -1,4 +1,5 @@
-// Runs dashboard: the team's websocket pushes {type: "run", run: {...}} when a run is queued or changes state.
+// Runs dashboard: the team's websocket pushes {type: "run", run, html} when a run is queued or changes
+// state; `html` is the row the server renders for the page too (runs/_run_row.html), swapped in here.
 (function () {
   "use strict";
 
@@ -14,6 +15,7 @@
   document.getElementById("run-project")?.addEventListener("change", limitPipelines);
   limitPipelines();
 
+  // Does a new run belong in the list as filtered? (A listed run's row is always replaced.)
   function matches(list, run) {
     const project = list.dataset.filterProject, state = list.dataset.filterState, pipeline = list.dataset.filterPipeline;
     if (state && run.state !== state) return false;
@@ -22,52 +24,34 @@
     return true;
   }
 
-  function cell(tr, value, className) {
-    const td = document.createElement("td");
-    if (className) td.className = className;
-    if (value instanceof Node) td.appendChild(value); else td.textContent = value;
-    tr.appendChild(td);
+  function row(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
   }
 
-  function badge(state) {
-    const span = document.createElement("span");
-    span.className = "badge state-" + state;
-    span.textContent = state;
-    return span;
-  }
-
-  function render(list, run) {
-    const tr = document.createElement("tr");
-    tr.dataset.run = run.id;
-    tr.dataset.state = run.state;
-    const link = document.createElement("a");
-    link.href = list.dataset.runUrl.replace(/0\/$/, `${run.id}/`);
-    link.textContent = `#${run.id}`;
-    cell(tr, link);
-    cell(tr, run.project);
-    cell(tr, (run.pipelines || []).join(", ") || "all");
-    cell(tr, badge(run.state));
-    cell(tr, run.created_at ? run.created_at.slice(0, 19).replace("T", " ") : "");
-    cell(tr, run.duration != null ? `${run.duration.toFixed(2)} s` : "", "duration");
-    return tr;
-  }
-
-  function update(run) {
-    const list = document.getElementById("run-list");
-    if (!list) return;
-    const rows = document.getElementById("run-rows");
-    const existing = rows.querySelector(`tr[data-run="${run.id}"]`);
+  function update(run, html) {
+    const list = document.getElementById("run-list"), rows = document.getElementById("run-rows");
+    if (!list || !rows || !html) return;
+    const existing = rows.querySelector(`tr[data-run="${CSS.escape(String(run.id))}"]`);
     if (existing) {
-      existing.replaceWith(render(list, run));
+      existing.replaceWith(row(html));
     } else if (matches(list, run)) {
-      const empty = rows.querySelector("tr.empty");
-      if (empty) empty.remove();
-      rows.prepend(render(list, run));
+      rows.querySelector("tr.empty")?.remove();
+      rows.prepend(row(html));
     }
+  }
+
+  // After a dropped connection, the list as the server has it now (messages may have been missed).
+  function refresh() {
+    htmx.ajax("GET", location.pathname + location.search, { target: "#run-list", swap: "outerHTML" });
   }
 
   const list = document.getElementById("run-list");
   if (list) {
-    window.pipedeckTeamRuns(list.dataset.team, update, (live) => { document.body.dataset.runsLive = live ? "1" : "0"; });
+    window.pipedeckTeamRuns(list.dataset.team, update, (live, reopened) => {
+      document.body.dataset.runsLive = live ? "1" : "0";
+      if (live && reopened) refresh();
+    });
   }
 })();

@@ -1,12 +1,11 @@
 // Editor: each step's badge follows the latest run of this pipeline live. The team's runs socket says
-// when a run of it is queued or starts; the page then follows that run's own socket (history, then
-// live events) and sets each step's badge from step_started / step_finished.
+// when a run of it is queued or starts; the page then follows that run through run_socket.js (history,
+// then live events, across dropped sockets) and sets each step's badge from step_started / step_finished.
 (function () {
   "use strict";
   const root = document.getElementById("run-states");
   if (!root) return;
-  const { team, project, pipeline } = root.dataset;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const { team, project, pipeline, eventsUrl } = root.dataset;
   let following = null, runSocket = null;
 
   function cards(phase, stepId) {
@@ -46,16 +45,23 @@
     if (runSocket) runSocket.close();
     // Every step starts queued; the run's history (replayed first) then live events set the rest.
     for (const card of document.querySelectorAll(".step[data-id]")) setBadge(card, "queued", `Run #${runId}: queued`);
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/`);
+    root.dataset.following = String(runId);
+    const socket = window.pipedeckRunSocket(runId, {
+      eventsUrl: eventsUrl.replace(/\/0\/events\/$/, `/${runId}/events/`),
+      onEvent(ev) {
+        if (ev.kind === "run_finished" || (ev.kind === "pipeline_finished" && ev.pipeline === pipeline)) {
+          // steps that never started (after a failure) were skipped
+          for (const badge of document.querySelectorAll('.step [data-step-state="queued"]')) {
+            badge.className = "run-state run-state-skipped";
+            badge.dataset.stepState = "skipped";
+            badge.textContent = "skipped";
+            badge.title = `Run #${runId}: skipped`;
+          }
+        }
+        if (ev.kind === "run_finished") { socket.close(); root.dataset.following = ""; } else apply(runId, ev);
+      },
+    });
     runSocket = socket;
-    socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      if (data.type !== "events") return;
-      for (const ev of data.events) {
-        apply(runId, ev);
-        if (ev.kind === "run_finished") socket.close();
-      }
-    };
   }
 
   window.pipedeckTeamRuns(team, (run) => {

@@ -1,6 +1,5 @@
 // Live run page: applies the run's events (history, then live) to the step boxes, log and timeline.
-// Events carry a gapless `seq`: duplicates are skipped, and a gap (a dropped message) triggers a re-sync
-// from the stored events over HTTP. The websocket reconnects by itself with ?after=<last seq>.
+// The events come through run_socket.js: each once and in order, across dropped messages and sockets.
 (function () {
   "use strict";
   const root = document.getElementById("run");
@@ -8,11 +7,6 @@
   const runId = root.dataset.run;
   const eventsUrl = root.dataset.eventsUrl;
   const FINISHED = ["succeeded", "failed", "cancelled"];
-  let lastSeq = 0;
-  let syncing = false;
-  let held = [];
-  let socket = null;
-  let retryMs = 250;
 
   const key = (p, ph, s) => `${p}\u0000${ph}\u0000${s}`;
   const steps = new Map();
@@ -114,6 +108,13 @@
   });
   document.getElementById("log-show-all").addEventListener("click", () => filterLog(null));
 
+  function skipQueued(pipeline) {
+    steps.forEach((el) => {
+      if (el.dataset.state === "queued" && (pipeline === null || el.dataset.pipeline === pipeline)) setState(el, "skipped");
+    });
+    if (pipeline === null) pipelines.forEach((el) => { if (el && el.dataset.state === "queued") setState(el, "skipped"); });
+  }
+
   function apply(ev) {
     switch (ev.kind) {
       case "run_started":
@@ -125,6 +126,7 @@
       case "run_finished":
         setRunState(ev.status, ev.error || "");
         text(document, "#run-duration", secs(ev.duration));
+        skipQueued(null); // what never started was skipped (as the server stores it)
         break;
       case "pipeline_started":
         setState(pipelines.get(ev.pipeline), "running");
@@ -132,6 +134,7 @@
       case "pipeline_finished": {
         const el = pipelines.get(ev.pipeline);
         setState(el, ev.status);
+        skipQueued(ev.pipeline); // its steps after a failure never start
         text(el, ".pl-duration", secs(ev.duration));
         showError(el && el.querySelector(".pl-error"), ev.error);
         break;
@@ -237,61 +240,12 @@
     });
   }
 
-  // -- ordering, gaps and re-sync ---------------------------------------------------------------
-  function receive(events, afterResync = false) {
-    if (syncing) { held.push(...events); return; }
-    for (let i = 0; i < events.length; i++) {
-      const ev = events[i];
-      if (ev.seq <= lastSeq) continue; // duplicate
-      if (ev.seq > lastSeq + 1 && !afterResync) { // gap: fetch what we missed, then continue with these
-        held.push(...events.slice(i));
-        resync();
-        return;
-      }
-      apply(ev);
-      lastSeq = ev.seq;
-    }
-    root.dataset.lastSeq = String(lastSeq);
-  }
-
-  async function resync() {
-    syncing = true;
-    try {
-      for (;;) {
-        const response = await fetch(`${eventsUrl}?after=${lastSeq}`, { headers: { Accept: "application/json" } });
-        if (!response.ok) break;
-        const data = await response.json();
-        for (const ev of data.events) if (ev.seq === lastSeq + 1) { apply(ev); lastSeq = ev.seq; }
-        if (!data.more) break;
-      }
-    } catch (err) {
-      console.warn("re-sync failed", err);
-    } finally {
-      syncing = false;
-      const pending = held.sort((a, b) => a.seq - b.seq);
-      held = [];
-      receive(pending, true); // the server has nothing older: never loop on a gap it cannot fill
-    }
-  }
-
-  function connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/?after=${lastSeq}`);
-    socket.onopen = () => { retryMs = 250; root.dataset.connected = "1"; };
-    socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
-      if (data.type === "events") receive(data.events);
-      else if (data.type === "synced") root.dataset.synced = "1";
-    };
-    socket.onclose = (event) => {
-      root.dataset.connected = "0";
-      if (event.code === 4403) return; // not allowed: do not hammer the server
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 5000);
-    };
-  }
-
   setInterval(() => { if (root.dataset.state === "running") scheduleGantt(); }, 1000);
-  connect();
-  window.pipedeckRun = { receive, get lastSeq() { return lastSeq; } };
+  const live = window.pipedeckRunSocket(Number(runId), {
+    eventsUrl,
+    onEvent(ev) { apply(ev); root.dataset.lastSeq = String(ev.seq); },
+    onLive(connected) { root.dataset.connected = connected ? "1" : "0"; },
+    onSynced() { root.dataset.synced = "1"; },
+  });
+  window.pipedeckRun = live; // receive(events), drop(), lastSeq: for tests and the console
 })();

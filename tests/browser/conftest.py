@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from daphne.testing import DaphneProcess
+from playwright.sync_api import BrowserContext, ConsoleMessage
 
 # Playwright's sync API runs an event loop in the test thread; the ORM must still work there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -20,6 +21,28 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "browser-pw"
+
+#: every document of a watched context reports its Content-Security-Policy violations on the console
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} refused ${event.blockedURI || "inline code"}`
+    + ` in ${event.sourceFile || document.location.pathname}:${event.lineNumber}`);
+});
+"""
+
+
+def watch_csp(context: BrowserContext) -> list[str]:
+    """The Content-Security-Policy violations of every page of ``context``, as they happen (the page's
+    ``securitypolicyviolation`` events and Chromium's own "Refused to ..." messages)."""
+    violations: list[str] = []
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+
+    def seen(message: ConsoleMessage) -> None:
+        if "CSP violation" in message.text or "Content Security Policy" in message.text:
+            violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    context.on("console", seen)
+    return violations
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -136,8 +159,10 @@ def browser_user(transactional_db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def logged_in_page(page, live_server_url, browser_user):  # type: ignore[no-untyped-def]
-    """A Playwright page logged in as ``browser_user`` through Django's login form."""
+    """A Playwright page logged in as ``browser_user`` through Django's login form. Every page of its
+    context is watched for Content-Security-Policy violations: a test that causes one fails."""
     page.set_default_timeout(15_000)
+    page.csp_violations = watch_csp(page.context)  # type: ignore[attr-defined]
     page.console_errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))  # type: ignore[attr-defined]
     page.on(
@@ -153,7 +178,8 @@ def logged_in_page(page, live_server_url, browser_user):  # type: ignore[no-unty
     except Exception as exc:  # say what the browser shows instead: a failed login, an error page...
         shown = page.locator("body").inner_text()[:800]
         raise AssertionError(f"login did not reach the home page; at {page.url}:\n{shown}") from exc
-    return page
+    yield page
+    assert page.csp_violations == [], "Content-Security-Policy violations:\n" + "\n".join(page.csp_violations)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

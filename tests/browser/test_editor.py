@@ -148,12 +148,12 @@ def test_project_graph_edges_and_cycles(logged_in_page: Page, live_server_url, b
     make_pipeline(project, "c")
     page = logged_in_page
     page.goto(f"{live_server_url}/p/lab/demo/")
-    page.wait_for_function("window.pipedeckGraph && pipedeckGraph.nodes().length === 3")
+    page.wait_for_function("() => window.pipedeckGraph && pipedeckGraph.nodes().length === 3")
     assert page.evaluate("pipedeckGraph.edges().map(e => e.id())") == ["a->b"]
     page.select_option("#needs-form select[name=pipeline]", "c")
     page.select_option("#needs-form select[name=needs]", "b")
     page.click("#needs-form button")
-    page.wait_for_function("window.pipedeckGraph && pipedeckGraph.edges().length === 2")
+    page.wait_for_function("() => window.pipedeckGraph && pipedeckGraph.edges().length === 2")
     expect(page.locator("#pipeline-table tr", has_text="c").locator("td").nth(2)).to_have_text("b")
     page.select_option("#needs-form select[name=pipeline]", "a")
     page.select_option("#needs-form select[name=needs]", "c")

@@ -13,7 +13,7 @@ from designer.editor.models import Pipeline, PipelineVersion, Project
 from designer.editor.projects import export_project
 from orchestrator.plugins.registry import registry
 from orchestrator.yamlio import load_project
-from tests.factory import SLEEP_SPEC, make_pipeline
+from tests.factory import SLEEP_SPEC, make_pipeline, sealed_preview
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -123,12 +123,19 @@ def test_download_is_stable_and_loads_back(alice_client, project):
     assert set(spec.pipelines) == {"a", "b"} and spec.pipelines["b"].needs == ["a"]
 
 
-def test_upload_round_trip_creates_versions_and_keeps_variables(alice_client, project, team):
+def test_upload_round_trip_previews_then_creates_versions_and_keeps_variables(alice_client, project, team):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     demo = Project.objects.get(slug="orders-demo")
     text = export_project(demo)
     upload = SimpleUploadedFile("demo.yaml", text.encode(), content_type="application/yaml")
     response = alice_client.post(purl(project, "designer-project-upload"), {"file": upload}, **HX)
+    preview = response.content.decode()
+    assert response.status_code == 200 and "Importing demo.yaml will:" in preview
+    assert 'data-pipeline="orders_etl" data-change="added"' in preview
+    assert 'data-variable="ORDERS_FILE" data-change="added"' in preview
+    assert not project.pipelines.exists()  # a preview saves nothing
+    assert "phases:" not in preview  # the file is not echoed in the page (it may hold secret values)
+    response = alice_client.post(purl(project, "designer-project-upload"), sealed_preview(preview), **HX)
     assert response.status_code == 200 and response["HX-Redirect"] == purl(project, "designer-project")
     page = alice_client.get(purl(project, "designer-project")).content.decode()
     assert "Imported demo.yaml: created customers_etlt, orders_elt, orders_etl (a new version each)." in page
@@ -137,10 +144,12 @@ def test_upload_round_trip_creates_versions_and_keeps_variables(alice_client, pr
     assert export_project(project) == text
     version = PipelineVersion.objects.get(pipeline__project=project, pipeline__name="orders_etl")
     assert version.message == "Imported from demo.yaml"
-    # uploading again updates, with a new version each
+    # the same file again: nothing changes, so no identical versions
     upload = SimpleUploadedFile("demo.yaml", text.encode())
-    alice_client.post(purl(project, "designer-project-upload"), {"file": upload}, **HX)
-    assert PipelineVersion.objects.filter(pipeline__project=project).count() == 6
+    response = alice_client.post(purl(project, "designer-project-upload"), {"file": upload}, **HX)
+    assert "nothing to import" in response.content.decode()
+    assert PipelineVersion.objects.filter(pipeline__project=project).count() == 3
+    assert PipelineVersion.objects.filter(pipeline__project=project).count() == 3
 
 
 BROKEN = """\

@@ -196,3 +196,165 @@ async def test_less_common_types_load_everywhere(ctx, dsn):
     assert first["wait"] in (dt.timedelta(seconds=90), 90_000_000)  # INTERVAL, or microseconds
     assert (first["blob"], first["kind"], first["small"]) == (b"\x00\x01", "a", 1)
     assert back.row(1) == (2, None, None, None, "b", -1)
+
+
+# -- the fast paths: binary COPY (PostgreSQL), LOAD DATA LOCAL (MariaDB) -------------------------------
+
+NASTY = ['F,R "x"', "", None, "ünïcode ✓", "line\nbreak", "back\\slash", "NULL", "\\N", "tab\there"]
+
+
+def _typed_frame(rows: int = 9) -> pl.DataFrame:
+    base = pl.DataFrame({"id": range(rows)})
+    return base.with_columns(
+        small=pl.Series([1, -2, None, 32767, -32768, 0, 5, 6, 7], dtype=pl.Int16).head(rows),
+        mid=pl.Series([1, None, -(2**31), 2**31 - 1, 0, 1, 2, 3, 4], dtype=pl.Int32).head(rows),
+        big=pl.Series([2**62, -(2**62), None, 0, 1, 2, 3, 4, 5], dtype=pl.Int64).head(rows),
+        unsigned=pl.Series([0, 4_000_000_000, None, 1, 2, 3, 4, 5, 6], dtype=pl.UInt32).head(rows),
+        ratio=pl.Series([0.1, -1e300, None, 1e-300, 2.5, float("inf"), 0.0, -0.0, 3.0]).head(rows),
+        single=pl.Series([0.5, None, 1.25, -2.0, 3.5, 1e30, 0.0, 7.0, 8.0], dtype=pl.Float32).head(rows),
+        flag=pl.Series([True, False, None, True, False, True, None, False, True]).head(rows),
+        text=pl.Series(NASTY).head(rows),
+        kind=pl.Series(["a", "b", None, "a", "b", "a", "b", "a", "b"], dtype=pl.Categorical).head(rows),
+        day=pl.Series(
+            [dt.date(1999, 12, 31), dt.date(2000, 1, 1), None, dt.date(1970, 1, 1), dt.date(2024, 2, 29)] * 2
+        ).head(rows),
+        at=pl.Series(
+            [dt.datetime(1999, 12, 31, 23, 59, 59, 999999), None, dt.datetime(2024, 1, 1, 12, 0, 0, 1)] * 3
+        ).head(rows),
+        at_ms=pl.Series([dt.datetime(2001, 2, 3, 4, 5, 6, 7000)] * rows).dt.cast_time_unit("ms"),
+        at_zone=pl.Series([dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC), None, None] * 3)
+        .head(rows)
+        .dt.convert_time_zone("Europe/Paris"),
+    )
+
+
+def _spy(monkeypatch, owner, name):
+    calls = []
+    real = getattr(owner, name)
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
+
+
+async def test_binary_copy_round_trips_every_type_it_encodes(ctx, postgres_dsn, monkeypatch):
+    from orchestrator.plugins.pgcopy import BinaryCopy
+
+    encoded = _spy(monkeypatch, BinaryCopy, "encode")
+    frame = _typed_frame()
+    await SqlLoad({"dsn": postgres_dsn, "table": "typed"}).load(ctx, frame)
+    assert encoded, "the load did not use binary COPY"
+    back = await SqlExtract({"dsn": postgres_dsn, "query": "SELECT * FROM typed ORDER BY id"}).extract(ctx)
+    expected = frame.with_columns(
+        pl.col("kind").cast(pl.String), pl.col("at_ms").dt.cast_time_unit("us"), pl.col("at_zone")
+    )
+    for name in frame.columns:
+        got, want = back[name].to_list(), expected[name].to_list()
+        if name == "single":  # REAL comes back as the float its text spells
+            got = back[name].cast(pl.Float32).to_list()
+        if name == "at_zone":
+            got = [v and v.astimezone(dt.UTC) for v in got]
+            want = [v and v.astimezone(dt.UTC) for v in want]
+        assert got == want, name
+
+
+async def test_binary_and_csv_copy_store_the_same_rows(ctx, postgres_dsn, tmp_path, monkeypatch):
+    from orchestrator.plugins import sqlload
+
+    frame = _typed_frame()
+    await SqlLoad({"dsn": postgres_dsn, "table": "by_binary"}).load(ctx, frame)
+    monkeypatch.setattr(sqlload, "BINARY_COPY", False)
+    await SqlLoad({"dsn": postgres_dsn, "table": "by_csv"}).load(ctx, frame)
+    differ = (
+        "SELECT count(*) FROM ((TABLE by_binary EXCEPT TABLE by_csv) "
+        "UNION (TABLE by_csv EXCEPT TABLE by_binary)) d"
+    )
+    assert query(postgres_dsn, tmp_path, differ) == [(0,)]
+    assert query(postgres_dsn, tmp_path, "SELECT count(*) FROM by_csv") == [(9,)]
+
+
+async def test_a_column_binary_cannot_carry_sends_the_load_as_csv(ctx, postgres_dsn, monkeypatch):
+    from orchestrator.plugins.pgcopy import BinaryCopy
+
+    encoded = _spy(monkeypatch, BinaryCopy, "encode")
+    await SqlLoad({"dsn": postgres_dsn, "table": "orders"}).load(ctx, ORDERS)  # a Decimal column
+    assert not encoded
+    back = await read(ctx, postgres_dsn)
+    assert back["price"].to_list() == [Decimal("1.10"), Decimal("2.25"), None]
+
+
+@pytest.mark.parametrize("mode", ["append", "replace", "upsert"])
+async def test_a_failure_mid_stream_leaves_the_table_as_it_was(ctx, dsn, tmp_path, monkeypatch, mode):
+    from orchestrator.plugins import sqlload
+
+    monkeypatch.setattr(sqlload, "BATCH_ROWS", 10)  # many batches: the bad row is in the ninth
+    conn = connect(parse_dsn(dsn, tmp_path))
+    conn.cursor().execute("CREATE TABLE checked (id BIGINT PRIMARY KEY, v BIGINT NOT NULL CHECK (v >= 0))")
+    conn.cursor().execute("INSERT INTO checked VALUES (1000, 1), (1001, 2)")
+    conn.commit()
+    conn.close()
+    before = query(dsn, tmp_path, "SELECT id, v FROM checked ORDER BY id")
+    rows = pl.DataFrame({"id": range(100), "v": [*range(85), -1, *range(14)]})
+    key = {"key": "id"} if mode == "upsert" else {}
+    load = SqlLoad({"dsn": dsn, "table": "checked", "mode": mode, **key})
+    with pytest.raises(PluginError, match="^loading into table 'checked' of .* failed: "):
+        await load.load(ctx, rows)
+    assert query(dsn, tmp_path, "SELECT id, v FROM checked ORDER BY id") == before
+    await load.load(ctx, rows.with_columns(v=pl.col("id")))  # the same load, valid, goes through
+    assert query(dsn, tmp_path, "SELECT count(*) FROM checked")[0][0] == (102 if mode != "replace" else 100)
+
+
+async def test_mariadb_load_data_and_inserts_store_the_same_rows(ctx, mariadb_dsn, tmp_path, monkeypatch):
+    from orchestrator.plugins import mysqlload, sqlload
+
+    sent = _spy(monkeypatch, mysqlload, "load_batch")
+    frame = _typed_frame().with_columns(  # MariaDB stores no infinity, whichever way it is sent
+        ratio=pl.when(pl.col("ratio").is_infinite()).then(4.0).otherwise(pl.col("ratio"))
+    )
+    await SqlLoad({"dsn": mariadb_dsn, "table": "by_load"}).load(ctx, frame)
+    assert sent, "the load did not use LOAD DATA LOCAL"
+    monkeypatch.setattr(sqlload, "MYSQL_LOAD_DATA", False)
+    await SqlLoad({"dsn": mariadb_dsn, "table": "by_insert"}).load(ctx, frame)
+    assert len(sent) == 1
+    loaded = query(mariadb_dsn, tmp_path, "SELECT * FROM by_load ORDER BY id")
+    assert loaded == query(mariadb_dsn, tmp_path, "SELECT * FROM by_insert ORDER BY id")
+    assert [row[8] for row in loaded] == NASTY  # text, the same as sent (NULL, "NULL", \N, quotes...)
+
+
+async def test_mariadb_load_data_fails_on_a_value_an_insert_refuses(ctx, mariadb_dsn, tmp_path):
+    conn = connect(parse_dsn(mariadb_dsn, tmp_path))
+    conn.cursor().execute("CREATE TABLE narrow (id INT, code VARCHAR(3))")
+    conn.commit()
+    conn.close()
+    with pytest.raises(
+        PluginError, match="^loading into table 'narrow' of .* failed: Data (too long|truncated)"
+    ):
+        await SqlLoad({"dsn": mariadb_dsn, "table": "narrow"}).load(
+            ctx, pl.DataFrame({"id": [1, 2], "code": ["abc", "abcdef"]})
+        )
+    assert query(mariadb_dsn, tmp_path, "SELECT count(*) FROM narrow") == [(0,)]
+
+
+def test_a_server_asking_for_a_file_of_its_choosing_gets_nothing(mariadb_dsn, tmp_path):
+    """With LOCAL, the server names the file; ours answers only the name a load offers, from memory."""
+    from orchestrator.plugins.mysqlload import LocalFileRefused
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("1,top secret\n")
+    conn = connect(parse_dsn(mariadb_dsn, tmp_path), load_data=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE leak (id INT, body TEXT)")
+        steal = f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE leak FIELDS TERMINATED BY ','"
+        with pytest.raises(LocalFileRefused, match="asked for the local file"):
+            cur.execute(steal)  # what a hostile server's answer to any statement amounts to
+        with conn.offer(b"2,offered\n"), pytest.raises(LocalFileRefused):
+            cur.execute(steal)  # a load is offering its own data: still not that file
+        cur.execute("SELECT count(*) FROM leak")
+        assert cur.fetchone() == (0,)
+    finally:
+        conn.rollback()
+        conn.close()

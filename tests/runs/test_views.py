@@ -6,7 +6,7 @@ import pytest
 from django.template import Context, Template
 from django.urls import reverse
 
-from designer.runs import queue
+from designer.runs import dashboard, queue
 from designer.runs.launch import start_run
 from designer.runs.models import PipelineRun, Run, StepRun
 from tests.factory import add_member, make_pipeline, make_user
@@ -56,13 +56,11 @@ def test_viewers_and_outsiders_cannot_start_runs(sleep_project, viewer_client, b
     assert not Run.objects.exists()
 
 
-def test_an_invalid_pipeline_cannot_run_and_says_why(project, alice_client):
+def test_a_pipeline_never_saved_cannot_run_and_says_why(project, alice_client):
     make_pipeline(project, "orders")
-    make_pipeline(project, "broken", spec={"type": "ETL", "phases": {}}, is_valid=False)
+    make_pipeline(project, "broken", spec={"type": "ETL", "phases": {}}, is_valid=False, version=False)
     response = alice_client.post(_start_url(project), HTTP_HX_REQUEST="true")
-    assert (
-        "Cannot run: pipeline broken has errors. Fix them in the editor first." in response.content.decode()
-    )
+    assert "Cannot run: broken has no saved version yet: save it in the editor" in response.content.decode()
     assert response["HX-Retarget"] == "#run-message"
     assert not Run.objects.exists()
     ok = alice_client.post(_start_url(project), {"pipeline": "orders"})
@@ -173,16 +171,19 @@ def test_dashboard_draws_duration_history(sleep_project, alice, alice_client):
     assert 'class="duration-chart"' in html and "1.50 s" in html
 
 
-def test_the_editor_include_shows_a_steps_state_in_the_latest_run(sleep_project, alice):
+def test_the_editor_include_shows_a_steps_state_in_the_latest_run(sleep_project, alice, alice_client):
     run = start_run(sleep_project, alice)
     StepRun.objects.filter(pipeline_run__run=run, step_id="wait").update(state="failed", error="boom")
     pipeline = sleep_project.pipelines.get()
+    # the view passes the states (runs.dashboard.latest_step_states); the include only shows them
+    states = dashboard.latest_step_states(pipeline)
     template = Template('{% include "runs/_step_state.html" %}')
-    html = template.render(Context({"pipeline": pipeline, "step": {"phase": "extract", "id": "wait"}}))
+    html = template.render(Context({"step_states": states, "step": {"phase": "extract", "id": "wait"}}))
     assert 'data-step-state="failed"' in html and "boom" in html
-    assert (
-        template.render(Context({"pipeline": pipeline, "step": {"phase": "load", "id": "x"}})).strip() == ""
-    )
+    unknown = {"step_states": states, "step": {"phase": "load", "id": "x"}}
+    assert template.render(Context(unknown)).strip() == ""
+    page = alice_client.get(pipeline.editor_url()).content.decode()
+    assert 'data-step-state="failed"' in page and "boom" in page
 
 
 def test_project_page_and_editor_offer_a_run_button_to_runners_only(

@@ -21,6 +21,7 @@ from designer.runs.models import Run
 from designer.runs.worker import Worker
 from designer.teams.models import Membership
 from orchestrator.spec import ProjectSpec
+from tests.factory import sealed_preview
 from tests.teams.conftest import Crew, build_crew
 
 #: how long a test waits for a run to finish before it fails
@@ -67,11 +68,16 @@ class Attack:
         return self.crew.other_project
 
     def upload(self, text: str) -> str:
-        """Upload a project file to Rival's project; the page's text (errors included)."""
+        """Upload a project file to Rival's project and apply its preview; the pages' text (errors
+        included)."""
         upload = SimpleUploadedFile("attack.yaml", text.encode(), content_type="application/x-yaml")
         response = self.client.post("/p/rival/secret-plans/-/upload/", {"file": upload})
         assert response.status_code in (200, 400), response.status_code
-        return response.content.decode()
+        page = response.content.decode()
+        if 'name="sealed"' in page:  # a valid file: its preview, then "Apply import"
+            applied = self.client.post("/p/rival/secret-plans/-/upload/", sealed_preview(page), follow=True)
+            page += applied.content.decode()
+        return page
 
     def saved(self, name: str) -> bool:
         return Pipeline.objects.filter(project=self.project, name=name).exists()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from django.conf import settings
 from designer.runs.isolation import team_data_root
 from designer.runs.models import Run, StepRun
 from designer.teams.secrets import set_secret
+from tests.processes import descendants
 from tests.security.conftest import Attack, acme_owners, everything_of, wait
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -300,25 +300,6 @@ HEAVY = (
 )
 
 
-def _run_processes(zygote: int) -> list[int]:
-    """Every process descending from the fork server (its monitors and their run children)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [zygote]
-    while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid]
-        found += children
-        frontier += children
-    return found
-
-
 def _wait_running(run: Run, step: str) -> None:
     deadline = time.monotonic() + 30
     while not StepRun.objects.filter(pipeline_run__run=run, step_id=step, state="running").exists():
@@ -334,11 +315,11 @@ def test_cancel_ends_every_process_of_the_run(attack: Attack) -> None:
     assert isinstance(run, Run)
     _wait_running(run, "burn")
     zygote = sandbox().pid
-    assert zygote is not None and _run_processes(zygote), "the run has no process"
+    assert zygote is not None and descendants(zygote), "the run has no process"
     response = attack.client.post(f"/runs/{run.pk}/cancel/")
     assert response.status_code in (200, 302)
     cancelled_at = time.monotonic()
-    while _run_processes(zygote):
+    while descendants(zygote):
         assert time.monotonic() - cancelled_at < 5, "a process of the cancelled run outlived it by 5 s"
         time.sleep(0.05)
     assert wait(run).state == "cancelled"

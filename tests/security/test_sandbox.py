@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from orchestrator.control import RunControl
 from orchestrator.sandbox import ChildExit, Limits, RunRequest, Sandbox
+from tests.processes import alive, descendants
 from tests.security.conftest import Attack, wait
 
 SLEEPY = {
@@ -69,14 +69,6 @@ def test_a_run_over_its_wall_time_is_stopped(attack: Attack) -> None:
     assert time.monotonic() - started < 15
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 async def test_a_worker_that_stops_kills_its_runs_processes(tmp_path: Path) -> None:
     sandbox = Sandbox()
     started = asyncio.Event()
@@ -90,29 +82,18 @@ async def test_a_worker_that_stops_kills_its_runs_processes(tmp_path: Path) -> N
     task = asyncio.create_task(sandbox.run(request, on_events, RunControl()))
     try:
         await asyncio.wait_for(started.wait(), 60)
-        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == sandbox.pid]
-        pids = [c for m in children for c in _children(m)]
+        assert sandbox.pid is not None
+        pids = descendants(sandbox.pid)
         assert pids, "no run process found"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in pids):
+        while any(alive(pid) for pid in pids):
             assert time.monotonic() < deadline, "the run's process outlived the worker's shutdown"
             await asyncio.sleep(0.02)
     finally:
         sandbox.close()
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
-
-
-def _children(pid: int) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == pid]
 
 
 @pytest.mark.parametrize(

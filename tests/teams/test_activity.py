@@ -7,7 +7,7 @@ from django.test import Client
 
 from designer.runs.launch import start_run
 from designer.teams.models import ActivityEvent
-from tests.factory import make_pipeline, make_project, make_team, make_user
+from tests.factory import make_pipeline, make_project, make_team, make_user, sealed_preview
 
 
 def _feed(team) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
@@ -32,7 +32,9 @@ def test_project_and_pipeline_actions_are_recorded(db, settings) -> None:  # typ
         "      load: {steps: [{id: s, plugin: sleep_load}]}\n"
     )
     upload = SimpleUploadedFile("sales.yaml", project_yaml.encode())
-    assert client.post("/p/acme/sales/-/upload/", {"file": upload}).status_code == 200
+    preview = client.post("/p/acme/sales/-/upload/", {"file": upload})
+    assert preview.status_code == 200
+    assert client.post("/p/acme/sales/-/upload/", sealed_preview(preview.content)).status_code == 302
     assert client.post("/p/acme/sales/daily/delete/").status_code == 302
 
     feed = _feed(team)

@@ -24,11 +24,13 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from designer.accounts import invitations
 from designer.editor.models import Pipeline
 from designer.runs.models import Run
 from designer.teams import secrets as team_secrets, variables
 from designer.teams.models import Membership, Role
 from tests.teams.conftest import ROLES, Crew, build_crew
+from tests.triggers.matrix import HOOK_TOKEN, make_objects as make_trigger_objects
 
 PUBLIC = "public"  # anyone, signed in or not
 SIGNED_IN = "signed-in"  # any signed-in user, whatever their teams
@@ -43,6 +45,7 @@ class Rule:
     data: dict[str, Any] = field(default_factory=dict)
     htmx: bool = False
     anonymous: int = 302  # what an anonymous request gets (302 = redirect to the login page)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. a webhook's token
 
 
 def get(need: str, **kw: Any) -> Rule:
@@ -54,11 +57,21 @@ def post(need: str, **kw: Any) -> Rule:
 
 
 V, R, E, OWN = Role.VIEWER.value, Role.RUNNER.value, Role.EDITOR.value, Role.OWNER.value
+SCHEDULE = {
+    "name": "nightly",
+    "cron": "0 3 * * *",
+    "timezone": "UTC",
+    "catch_up": "latest",
+    "catch_up_limit": "10",
+}
 
 #: URL name -> the requests to try. Add a row for every new view.
 RULES: dict[str, tuple[Rule, ...]] = {
     # accounts and home
     "login": (get(PUBLIC, anonymous=200),),
+    # health, for load balancers: public, nothing secret in them
+    "designer-live": (get(PUBLIC, anonymous=200),),
+    "designer-ready": (get(PUBLIC, anonymous=200),),
     "logout": (Rule(PUBLIC, "post", anonymous=302),),
     "designer-home": (get(SIGNED_IN),),
     # projects (designer)
@@ -85,6 +98,9 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "designer-set-details": (post(E, data={"description": "x", "tags": "a"}),),
     "designer-yaml": (get(V, htmx=True), post(E)),
     "designer-save": (post(E, data={"message": "m"}),),
+    "designer-undo": (post(E),),
+    "designer-redo": (post(E),),
+    "designer-discard": (post(E),),
     "designer-history": (get(V),),
     "designer-diff": (get(V),),
     "designer-restore": (post(E),),
@@ -119,15 +135,61 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "designer-template-use": (get(E), post(E, data={"project": "sales"})),
     # reading the source needs viewer; the target (here team A itself) needs editor
     "designer-pipeline-copy": (get(V), Rule(E, "post", data={"target": "acme/sales"})),
+    # triggers and alerts
+    "designer-project-triggers": (get(V),),
+    "designer-run-form": (get(R), post(R, data={"arg-TOKEN": "x"})),
+    "designer-parameter-set": (post(E, data={"name": "NEW", "type": "string"}),),
+    "designer-parameter-delete": (post(E),),
+    "designer-schedule-create": (get(E), post(E, data={**SCHEDULE, "name": "fresh"})),
+    "designer-schedule-preview": (get(V, htmx=True, data={"cron": "0 2 * * *", "timezone": "UTC"}),),
+    "designer-schedule": (get(V), post(E, data=SCHEDULE)),
+    "designer-schedule-pause": (post(E),),
+    "designer-schedule-delete": (post(E),),
+    "designer-backfill-create": (
+        post(R, data={"start": "2026-10-03", "end": "2026-10-04", "concurrency": "1"}),
+    ),
+    "designer-backfill": (get(V), get(V, htmx=True)),
+    "designer-backfill-retry": (post(R),),
+    "designer-webhook-create": (post(E, data={"name": "fresh", "rate_limit": "5"}),),
+    "designer-webhook-rotate": (post(E),),
+    "designer-webhook-delete": (post(E),),
+    "designer-alert-create": (
+        post(OWN, data={"name": "x", "kind": "email", "target": "x@acme.test", "on_failure": "on"}),
+    ),
+    "designer-alert-test": (post(OWN),),
+    "designer-alert-delete": (post(OWN),),
+    "designer-team-schedules": (get(V), get(V, htmx=True)),
+    # accounts: the invitation link is its own credential (anyone holding it); sign-up is off by default
+    # (a redirect to the login page); owners invite and revoke
+    "designer-signup": (get(PUBLIC),),
+    "designer-invitation": (get(PUBLIC, anonymous=200), Rule(PUBLIC, "post")),
+    "designer-team-invite": (post(OWN, data={"email": "new@acme.test", "role": "viewer"}),),
+    "designer-team-invitation-revoke": (post(OWN),),
+    # token-authenticated, no session: anyone with the token (tests/triggers/test_webhooks.py)
+    "designer-hook": (
+        Rule(PUBLIC, "post", anonymous=202, headers={"HTTP_AUTHORIZATION": f"Bearer {HOOK_TOKEN}"}),
+    ),
 }
 
 #: namespaces whose own access control is tested elsewhere (Django's admin: staff only)
 DELEGATED_NAMESPACES = {"admin"}
 
+
+@pytest.fixture(autouse=True)
+def a_live_worker(db: Any) -> None:
+    """A worker's beat, so that readiness answers 200 here (its 503 is tested in tests/deploy)."""
+    from designer.runs import queue
+
+    queue.beat("authz-matrix", 3600)
+
+
 #: websocket route -> least role that may connect
 WS_RULES: dict[str, str] = {
     "ws/runs/<int:run_id>/": V,
     "ws/teams/<slug:slug>/runs/": V,
+    "ws/pipelines/<slug:team>/<slug:project>/<str:pipeline>/": V,
+    # any other path: accepted only to be closed with 4404 (tests/deploy/test_bad_requests.py)
+    "": PUBLIC,
 }
 
 _KWARG = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -162,6 +224,8 @@ def _kwargs_values(crew: Crew, run: Run) -> dict[str, Any]:
         "run_id": run.pk,
         "member": viewer.pk,
         "name": "TOKEN",
+        **crew.trigger_kwargs,
+        **crew.account_kwargs,
     }
 
 
@@ -172,6 +236,9 @@ def _team_a_objects(crew: Crew) -> Run:
     variables.set_variable(crew.team, None, "TOKEN", "team")
     variables.set_variable(crew.team, crew.project, "TOKEN", "project")
     pipeline = Pipeline.objects.get(project=crew.project, name="orders")
+    crew.trigger_kwargs = make_trigger_objects(crew)  # type: ignore[attr-defined]
+    invitation, token = invitations.invite(crew.team, "invited@acme.test", "viewer", crew.users["owner"])
+    crew.account_kwargs = {"invitation": invitation.pk, "token": token}  # type: ignore[attr-defined]
     return Run.objects.create(
         team=crew.team,
         project=crew.project,
@@ -194,7 +261,7 @@ def _request(cookie: str | None, rule: Rule, url: str) -> Any:
     client = Client(raise_request_exception=False)
     if cookie:
         client.cookies[settings.SESSION_COOKIE_NAME] = cookie
-    headers = {"HTTP_HX_REQUEST": "true"} if rule.htmx else {}
+    headers = {"HTTP_HX_REQUEST": "true", **rule.headers} if rule.htmx else dict(rule.headers)
     with transaction.atomic():
         response = getattr(client, rule.method)(url, rule.data, **headers)
         transaction.set_rollback(True)

@@ -29,6 +29,7 @@ from orchestrator.events import MemorySink
 from orchestrator.plugins.registry import registry
 from orchestrator.scheduler import run_project
 from orchestrator.spec import ProjectSpec
+from tests.factory import sealed_preview
 from tests.teams.conftest import build_crew
 from tests.teams.leaky_plugins import CANARY, SEEN, LeakyExtract, LeakyLoad, StaticSecret, digest, seen
 
@@ -155,6 +156,10 @@ def test_a_secret_never_leaks_from_a_run_its_pages_its_exports_or_the_database(
     assert response.status_code == 200, response.content.decode()[-2000:]
     assert b"The file holds a value for secret &#x27;LEAK&#x27;: it was NOT stored." in response.content
     assert b"will use the team secret &#x27;LEAK&#x27;" in response.content
+    # the preview's "Apply import": the file comes back sealed (the page never holds the value)
+    response = crew.client("editor").post("/p/acme/sales/-/upload/", sealed_preview(response.content))
+    bodies["import"] = response.content
+    assert response.status_code == 302, response.content.decode()[-2000:]
 
     response = runner.post("/p/acme/sales/-/run/", {"pipeline": "leaky"})
     assert response.status_code == 302, response.content[:500]

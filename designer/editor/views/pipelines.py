@@ -14,7 +14,7 @@ from designer.editor import pipelines as service
 from designer.editor.views.editor import _changed
 from designer.teams import activity
 from designer.teams.models import Role
-from designer.web import HtmxHttpRequest, get_pipeline_for, get_project_for, go_to
+from designer.web import HtmxHttpRequest, can, get_pipeline_for, get_project_for, go_to
 
 
 @login_required
@@ -44,78 +44,78 @@ def _version_numbers(request: HttpRequest, key: str) -> int | None:
 
 @login_required
 @require_GET
-def history(request: HttpRequest, **kw: str) -> HttpResponse:
+def history(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """The versions of a pipeline, newest first, with a diff picker."""
-    pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"])
-    versions = pipeline.versions.select_related("author").order_by("-number")
+    obj = get_pipeline_for(request, team, project, pipeline)
+    versions = list(obj.versions.select_related("author").order_by("-number"))
     context = {
-        "pipeline": pipeline,
-        "project": pipeline.project,
-        "team": pipeline.project.team,
+        "pipeline": obj,
+        "project": obj.project,
+        "team": obj.project.team,
         "versions": versions,
+        "unsaved": obj.has_unsaved_changes(versions[0] if versions else None),
+        "can_edit": can(request.user, obj.project.team, Role.EDITOR),
     }
     return render(request, "editor/_history.html", context)
 
 
 @login_required
 @require_GET
-def diff(request: HttpRequest, **kw: str) -> HttpResponse:
+def diff(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Unified diff of the YAML of two versions (``a``, ``b``; empty means the current draft)."""
-    pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"])
+    obj = get_pipeline_for(request, team, project, pipeline)
     a, b = _version_numbers(request, "a"), _version_numbers(request, "b")
     try:
-        text = service.diff_versions(pipeline, a, b)
+        text = service.diff_versions(obj, a, b)
         error = ""
     except service.PipelineError as exc:
         text, error = "", str(exc)
-    context = {"pipeline": pipeline, "diff": text, "error": error, "a": a, "b": b}
+    context = {"pipeline": obj, "diff": text, "error": error, "a": a, "b": b}
     return render(request, "editor/_diff.html", context)
 
 
 @login_required
 @require_POST
-def restore(request: HtmxHttpRequest, number: int, **kw: str) -> HttpResponse:
+def restore(request: HtmxHttpRequest, team: str, project: str, pipeline: str, number: int) -> HttpResponse:
     """Make an old version current again (as a new version)."""
-    pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"], role=Role.EDITOR)
+    obj = get_pipeline_for(request, team, project, pipeline, role=Role.EDITOR)
     try:
-        version = service.restore(pipeline, number, request.user)
+        version = service.restore(obj, number, request.user, request.POST.get("client", "")[:40])
         activity.version_saved(version)
     except service.PipelineError as exc:
         if request.htmx:
-            return _changed(request, pipeline, notice=str(exc), notice_kind="error")
+            return _changed(request, obj, notice=str(exc), notice_kind="error")
         messages.error(request, str(exc))
-        return redirect(pipeline.editor_url())
+        return redirect(obj.editor_url())
     if request.htmx:
-        return HttpResponseClientRedirect(pipeline.editor_url())
+        return HttpResponseClientRedirect(obj.editor_url())
     messages.success(request, f"Restored version {number} as version {version.number}")
-    return redirect(pipeline.editor_url())
+    return redirect(obj.editor_url())
 
 
 @login_required
 @require_GET
-def pipeline_download(request: HttpRequest, **kw: str) -> HttpResponse:
+def pipeline_download(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """The pipeline's YAML as a file (a project file holding just this pipeline)."""
-    pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"])
-    response = HttpResponse(service.pipeline_yaml(pipeline), content_type="application/yaml; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{pipeline.name}.yaml"'
+    obj = get_pipeline_for(request, team, project, pipeline)
+    response = HttpResponse(service.pipeline_yaml(obj), content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{obj.name}.yaml"'
     return response
 
 
 @login_required
 @require_POST
-def pipeline_delete(request: HtmxHttpRequest, **kw: str) -> HttpResponse:
+def pipeline_delete(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Delete a pipeline (and its versions); pipelines that needed it stop needing it."""
-    pipeline = get_pipeline_for(request, kw["team"], kw["project"], kw["pipeline"], role=Role.EDITOR)
-    project = pipeline.project
-    service.delete_pipeline(pipeline)
+    obj = get_pipeline_for(request, team, project, pipeline, role=Role.EDITOR)
+    the_project = obj.project
+    service.delete_pipeline(obj, request.user)
     activity.record(
-        project.team,
+        the_project.team,
         request.user,
         "deleted",
         object_type="pipeline",
-        object_name=f"{project.name} / {kw['pipeline']}",
+        object_name=f"{the_project.name} / {pipeline}",
     )
-    messages.success(request, f"Deleted pipeline {kw['pipeline']}")
-    return go_to(
-        request, reverse("designer-project", kwargs={"team": project.team.slug, "project": project.slug})
-    )
+    messages.success(request, f"Deleted pipeline {pipeline}")
+    return go_to(request, reverse("designer-project", kwargs={"team": team, "project": project}))

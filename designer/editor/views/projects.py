@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from django.contrib import messages
@@ -12,17 +14,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from designer.editor import projects as service
 from designer.editor.graph import layout
 from designer.editor.models import Pipeline, Project
-from designer.teams import activity
+from designer.teams import activity, crypto
 from designer.teams.models import Role, Team
-from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for
+from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for, go_to
 from orchestrator import SpecError
 
 MAX_UPLOAD_BYTES = 1_048_576
+#: seconds a preview's "Apply import" stays good
+SEALED_FOR = 3600
 
 
 @login_required
@@ -84,6 +87,7 @@ def _project_context(request: HttpRequest, project: Project, **extra: object) ->
         "edges": [(p.name, need) for p in pipelines for need in p.needs],
         "graph": _graph(project),
         "can_edit": can(request.user, project.team, Role.EDITOR),
+        "can_run": can(request.user, project.team, Role.RUNNER),
         **extra,
     }
 
@@ -125,10 +129,10 @@ def project_needs(request: HtmxHttpRequest, team: str, project: str) -> HttpResp
         return _graph_response(request, the_project, graph_error="Choose a pipeline.")
     try:
         if request.POST.get("action", "add") == "remove":
-            service.remove_need(pipeline, needed)
+            service.remove_need(pipeline, needed, request.user)
             notice = f"{pipeline.name} no longer needs {needed}"
         else:
-            service.add_need(the_project, pipeline, needed)
+            service.add_need(the_project, pipeline, needed, request.user)
             notice = f"{pipeline.name} now runs after {needed}"
     except service.ProjectError as exc:
         return _graph_response(request, the_project, graph_error=str(exc))
@@ -188,60 +192,99 @@ def project_download(request: HttpRequest, team: str, project: str) -> HttpRespo
     return response
 
 
+def _seal(project: Project, filename: str, text: str) -> str:
+    """The previewed file for the preview's "Apply import", encrypted: the page never shows the file again
+    (it may hold secret values, which are never stored either), and it is good for this project only."""
+    payload = {"project": project.pk, "filename": filename, "text": text, "at": time.time()}
+    return crypto.encrypt(json.dumps(payload))[0]
+
+
+def _unseal(project: Project, sealed: str) -> tuple[str, str | None, list[object]]:
+    try:
+        payload = json.loads(crypto.decrypt(sealed))
+    except (crypto.SecretDecryptionError, ValueError, UnicodeError):
+        payload = {}
+    filename = str(payload.get("filename") or "project.yaml")
+    if payload.get("project") != project.pk or time.time() - float(payload.get("at") or 0) > SEALED_FOR:
+        return filename, None, [_plain("This preview has expired: upload the file again.")]
+    return filename, str(payload.get("text") or ""), []
+
+
+def _uploaded_text(
+    request: HtmxHttpRequest, project: Project
+) -> tuple[str, bytes | str | None, list[object]]:
+    """(file name, text, problems) of an upload: the file itself, or the previewed one ("Apply import")."""
+    upload = request.FILES.get("file")
+    if upload is None and "sealed" in request.POST:
+        return _unseal(project, request.POST["sealed"][: MAX_UPLOAD_BYTES * 2])
+    filename = (getattr(upload, "name", "") or "project.yaml")[:200]
+    if upload is None:
+        return filename, None, [_plain("Choose a YAML file to upload.")]
+    if upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
+        message = f"the file is too large: {upload.size:,} bytes, the limit is {MAX_UPLOAD_BYTES:,} bytes"
+        return filename, None, [_plain(message)]
+    return filename, upload.read(), []
+
+
 @login_required
 @require_POST
 def project_upload(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
-    """Import a project file, validated whole first: on any error nothing is saved and every error shows."""
+    """Import a project file in two steps: the upload is validated whole and previewed (what it adds,
+    changes and removes; nothing saved), then "Apply import" merges it. On any error nothing is saved."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
-    upload = request.FILES.get("file")
-    problems: list[object] = []
-    result = None
-    filename = getattr(upload, "name", "") or "project.yaml"
-    if upload is None:
-        problems = [_plain("Choose a YAML file to upload.")]
-    elif upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
-        problems = [
-            _plain(f"the file is too large: {upload.size:,} bytes, the limit is {MAX_UPLOAD_BYTES:,} bytes")
-        ]
-    else:
+    filename, text, problems = _uploaded_text(request, the_project)
+    preview = result = None
+    if text is not None:
         try:
-            with transaction.atomic():
-                result = service.import_project(the_project, upload.read(), filename, request.user)
+            if request.POST.get("confirm") == "1":
+                with transaction.atomic():
+                    result = service.import_project(
+                        the_project, text, filename, request.user, request.POST.get("client", "")[:40]
+                    )
+            else:
+                preview = service.preview_import(the_project, text, filename)
         except SpecError as exc:
             problems = list(exc.problems)
-    notes = service.secret_notes(the_project, result) if result else []
     if result is not None:
-        for version in result.versions:
-            if version.pipeline.name in result.created:
-                activity.pipeline_created(version.pipeline)
-            activity.version_saved(version, "imported")
-        activity.record(
-            the_project.team,
-            request.user,
-            "imported",
-            the_project,
-            object_type="project",
-            url=_url(the_project),
-            detail=_import_summary(filename, result),
-        )
+        _record_import(request, the_project, filename, result)
+        messages.success(request, _import_summary(filename, result))
+        for note in service.secret_notes(the_project, result.spec):
+            messages.info(request, note)
+        return go_to(request, reverse("designer-project", kwargs={"team": team, "project": project}))
     context = _project_context(
         request,
         the_project,
         upload_problems=problems,
-        upload_result=result,
+        upload_preview=preview,
+        upload_sealed=_seal(the_project, filename, _as_text(text)) if preview else "",
         upload_name=filename,
-        upload_notes=notes,
+        upload_notes=service.secret_notes(the_project, preview.spec if preview else None),
     )
-    if request.htmx and result is not None:  # the whole page changes: reload it, with the outcome as messages
-        messages.success(request, _import_summary(filename, result))
-        for note in notes:
-            messages.info(request, note)
-        return HttpResponseClientRedirect(
-            reverse("designer-project", kwargs={"team": team, "project": project})
-        )
     if request.htmx:  # htmx swaps only 2xx responses
         return render(request, "editor/_upload_result.html", context)
     return render(request, "editor/project.html", context, status=400 if problems else 200)
+
+
+def _as_text(text: bytes | str | None) -> str:
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text or ""
+
+
+def _record_import(
+    request: HtmxHttpRequest, project: Project, filename: str, result: service.ImportResult
+) -> None:
+    for version in result.versions:
+        if version.pipeline.name in result.created:
+            activity.pipeline_created(version.pipeline)
+        activity.version_saved(version, "imported")
+    activity.record(
+        project.team,
+        request.user,
+        "imported",
+        project,
+        object_type="project",
+        url=_url(project),
+        detail=_import_summary(filename, result)[:500],
+    )
 
 
 def _import_summary(filename: str, result: service.ImportResult) -> str:
@@ -250,7 +293,10 @@ def _import_summary(filename: str, result: service.ImportResult) -> str:
         parts.append(f"created {', '.join(result.created)}")
     if result.updated:
         parts.append(f"updated {', '.join(result.updated)}")
-    return f"Imported {filename}: {'; '.join(parts)} (a new version each)."
+    versions = " (a new version each)" if result.versions else ""
+    if result.unchanged:
+        parts.append(f"unchanged {', '.join(result.unchanged)}")
+    return f"Imported {filename}: {'; '.join(parts)}{versions}."
 
 
 def _plain(message: str) -> object:

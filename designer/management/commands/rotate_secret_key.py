@@ -9,6 +9,7 @@ from django.db import transaction
 
 from designer.teams import crypto
 from designer.teams.secrets import rotate_all
+from designer.triggers import keys as trigger_keys
 
 
 class Command(BaseCommand):
@@ -22,11 +23,12 @@ class Command(BaseCommand):
         try:
             with transaction.atomic():
                 changed, current = rotate_all()
+                triggers = trigger_keys.rotate_all()  # webhook signing secrets, alert webhook URLs
         except crypto.SecretDecryptionError as exc:
             raise CommandError(f"{exc}. Nothing was changed.") from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Re-encrypted {changed + current} secret(s) with key {crypto.primary_key_id()} "
-                f"({changed} were under an older key)."
+                f"({changed} were under an older key), and {triggers} webhook secret(s) and alert URL(s)."
             )
         )

@@ -10,12 +10,21 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from designer.demo import DEMO_PIPELINES, DEMO_PROJECT, DEMO_TEAM, DEMO_VARIABLES, build_source_db
+from designer.demo import (
+    DEMO_PARAMETERS,
+    DEMO_PIPELINES,
+    DEMO_PROJECT,
+    DEMO_TEAM,
+    DEMO_VARIABLES,
+    build_source_db,
+)
 from designer.editor import pipelines as service
 from designer.editor.models import Pipeline, Project
 from designer.runs.isolation import team_data_root
 from designer.teams import activity
 from designer.teams.models import Membership, Team
+from designer.triggers.models import RunParameter
+from designer.triggers.parameters import set_parameter
 
 
 class Command(BaseCommand):
@@ -35,6 +44,10 @@ class Command(BaseCommand):
                 slug=DEMO_PROJECT[1],
                 defaults={"name": DEMO_PROJECT[0], "variables": DEMO_VARIABLES, "concurrency": 2},
             )
+            if created:
+                for declared in DEMO_PARAMETERS:
+                    if not RunParameter.objects.filter(project=project, name=declared["name"]).exists():
+                        set_parameter(project, **declared)
             made = []
             for name in DEMO_PIPELINES:  # create all first: `needs` must name existing pipelines
                 if not Pipeline.objects.filter(project=project, name=name).exists():

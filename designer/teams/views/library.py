@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -12,12 +12,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from designer.editor.models import Project
 from designer.teams import activity, library
 from designer.teams.models import Role
-from designer.web import can, get_pipeline_for, get_project_for, get_team_for, go_to, is_htmx
+from designer.web import HtmxHttpRequest, can, get_pipeline_for, get_project_for, get_team_for, go_to
 
 
 @login_required
 @require_GET
-def library_page(request: HttpRequest, team: str) -> HttpResponse:
+def library_page(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """All pipelines and projects of the team, searchable by name, tag, plugin used and author."""
     obj = get_team_for(request, team)
     query = library.LibraryQuery.from_params(request.GET)
@@ -32,14 +32,14 @@ def library_page(request: HttpRequest, team: str) -> HttpResponse:
         "team_projects": list(Project.objects.filter(team=obj).order_by("name")),
     }
     template = "teams/library.html"
-    if is_htmx(request) and request.headers.get("HX-Target") == "library-results":
+    if request.htmx.target == "library-results":
         template += "#results"
     return render(request, template, context)
 
 
 @login_required
 @require_POST
-def pipeline_template(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
+def pipeline_template(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Editor: mark (``is_template=1``) or unmark (``is_template=0``) a pipeline as a template."""
     obj = get_pipeline_for(request, team, project, pipeline, Role.EDITOR)
     wanted = request.POST.get("is_template", "1") in {"1", "on", "true"}
@@ -52,7 +52,7 @@ def pipeline_template(request: HttpRequest, team: str, project: str, pipeline: s
         object_type="pipeline",
         url=obj.editor_url(),
     )
-    if is_htmx(request):
+    if request.htmx:
         return render(
             request,
             "teams/_template_toggle.html",
@@ -64,7 +64,7 @@ def pipeline_template(request: HttpRequest, team: str, project: str, pipeline: s
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def template_use(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
+def template_use(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Editor: copy a template into a team project (a free name; version 1 "Created from template X")."""
     template = get_pipeline_for(request, team, project, pipeline, Role.EDITOR)
     if not template.is_template:
@@ -94,7 +94,7 @@ def template_use(request: HttpRequest, team: str, project: str, pipeline: str) -
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def pipeline_copy(request: HttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
+def pipeline_copy(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Viewer of the source: copy a pipeline into a project of a team where the user is editor or owner."""
     source = get_pipeline_for(request, team, project, pipeline)
     targets = library.editable_projects(request.user)

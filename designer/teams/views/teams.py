@@ -7,22 +7,23 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from designer.accounts import invitations
 from designer.editor.models import Project
 from designer.runs.isolation import run_limits
 from designer.teams import activity, members, secrets as team_secrets, variables
 from designer.teams.forms import RunLimitsForm
 from designer.teams.models import Membership, Role, Secret, Team
-from designer.web import get_project_for, get_team_for, go_to, is_htmx, membership_for
+from designer.web import HtmxHttpRequest, get_project_for, get_team_for, go_to, membership_for
 
 SETTINGS_TEMPLATE = "teams/settings.html"
 
 
-def _settings_context(request: HttpRequest, team: Team, **extra: Any) -> dict[str, Any]:
+def _settings_context(request: HtmxHttpRequest, team: Team, **extra: Any) -> dict[str, Any]:
     membership = membership_for(request.user, team)
     role = membership.role if membership else None
     secrets = (
@@ -43,6 +44,7 @@ def _settings_context(request: HttpRequest, team: Team, **extra: Any) -> dict[st
         "variables": [
             (name, variables.format_value(v)) for name, v in sorted(variables.team_variables(team).items())
         ],
+        "invitations": invitations.pending(team) if Role.at_least(role, Role.OWNER) else [],
         "limits": run_limits(team),
         "limits_form": RunLimitsForm(instance=team),
         **extra,
@@ -50,10 +52,10 @@ def _settings_context(request: HttpRequest, team: Team, **extra: Any) -> dict[st
 
 
 def _section(
-    request: HttpRequest, team: Team, section: str, error: str = "", notice: str = ""
+    request: HtmxHttpRequest, team: Team, section: str, error: str = "", notice: str = ""
 ) -> HttpResponse:
     """The changed section as an htmx partial, or a redirect back to the settings page with a message."""
-    if is_htmx(request):
+    if request.htmx:
         context = _settings_context(request, team, **{f"{section}_error": error, f"{section}_notice": notice})
         return render(request, f"{SETTINGS_TEMPLATE}#{section}", context)
     if error:
@@ -68,7 +70,7 @@ def _section(
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def team_list(request: HttpRequest) -> HttpResponse:
+def team_list(request: HtmxHttpRequest) -> HttpResponse:
     """The teams I belong to (the switcher's full page) and a form to create a team."""
     error = ""
     if request.method == "POST":
@@ -88,7 +90,7 @@ def team_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def team_settings(request: HttpRequest, team: str) -> HttpResponse:
+def team_settings(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Members and roles, secrets (names only) and team variables; owners and editors get the forms."""
     obj = get_team_for(request, team)
     return render(request, SETTINGS_TEMPLATE, _settings_context(request, obj))
@@ -96,7 +98,7 @@ def team_settings(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def team_delete(request: HttpRequest, team: str) -> HttpResponse:
+def team_delete(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Owner: delete the team with everything in it, once its name is typed to confirm."""
     obj = get_team_for(request, team, Role.OWNER)
     if request.POST.get("confirm", "").strip() != obj.name:
@@ -109,7 +111,7 @@ def team_delete(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_add(request: HttpRequest, team: str) -> HttpResponse:
+def member_add(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Owner: add an existing user by username or e-mail, with a role."""
     obj = get_team_for(request, team, Role.OWNER)
     try:
@@ -134,7 +136,7 @@ def _membership(team: Team, member: int) -> Membership:
 
 @login_required
 @require_POST
-def member_role(request: HttpRequest, team: str, member: int) -> HttpResponse:
+def member_role(request: HtmxHttpRequest, team: str, member: int) -> HttpResponse:
     """Owner: change a member's role (the last owner cannot be demoted)."""
     obj = get_team_for(request, team, Role.OWNER)
     membership = _membership(obj, member)
@@ -152,7 +154,7 @@ def member_role(request: HttpRequest, team: str, member: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_remove(request: HttpRequest, team: str, member: int) -> HttpResponse:
+def member_remove(request: HtmxHttpRequest, team: str, member: int) -> HttpResponse:
     """Owner: remove a member (the last owner cannot be removed)."""
     obj = get_team_for(request, team, Role.OWNER)
     membership = _membership(obj, member)
@@ -170,7 +172,7 @@ def member_remove(request: HttpRequest, team: str, member: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def secret_set(request: HttpRequest, team: str) -> HttpResponse:
+def secret_set(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Owner: set or replace a secret. The value is encrypted at once and never shown again."""
     obj = get_team_for(request, team, Role.OWNER)
     name = request.POST.get("name", "").strip()
@@ -196,7 +198,7 @@ def secret_set(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def secret_delete(request: HttpRequest, team: str, name: str) -> HttpResponse:
+def secret_delete(request: HtmxHttpRequest, team: str, name: str) -> HttpResponse:
     """Owner: delete a secret."""
     obj = get_team_for(request, team, Role.OWNER)
     if not team_secrets.delete_secret(obj, name):
@@ -207,12 +209,12 @@ def secret_delete(request: HttpRequest, team: str, name: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def limits_set(request: HttpRequest, team: str) -> HttpResponse:
+def limits_set(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Owner: the limits of the team's runs (blank: the site's default), within the site's maximum."""
     obj = get_team_for(request, team, Role.OWNER)
     form = RunLimitsForm(request.POST, instance=obj)
     if not form.is_valid():
-        if is_htmx(request):
+        if request.htmx:
             context = _settings_context(request, obj, limits_form=form, limits_error="Limits not saved.")
             return render(request, f"{SETTINGS_TEMPLATE}#limits", context)
         return _section(request, obj, "limits", error="Limits not saved: " + form.errors.as_text())
@@ -225,7 +227,7 @@ def limits_set(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def variable_set(request: HttpRequest, team: str) -> HttpResponse:
+def variable_set(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Editor: set a team variable (the value is read as JSON when it parses, else as text)."""
     obj = get_team_for(request, team, Role.EDITOR)
     name = request.POST.get("name", "").strip()
@@ -242,7 +244,7 @@ def variable_set(request: HttpRequest, team: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def variable_delete(request: HttpRequest, team: str, name: str) -> HttpResponse:
+def variable_delete(request: HtmxHttpRequest, team: str, name: str) -> HttpResponse:
     """Editor: delete a team variable."""
     obj = get_team_for(request, team, Role.EDITOR)
     if not variables.delete_variable(obj, None, name):
@@ -255,7 +257,7 @@ def variable_delete(request: HttpRequest, team: str, name: str) -> HttpResponse:
 
 
 def _project_variables_response(
-    request: HttpRequest, project: Project, error: str = "", notice: str = ""
+    request: HtmxHttpRequest, project: Project, error: str = "", notice: str = ""
 ) -> HttpResponse:
     membership = membership_for(request.user, project.team)
     context = {
@@ -268,12 +270,12 @@ def _project_variables_response(
         "notice": notice,
     }
     template = "teams/project_variables.html"
-    return render(request, template + "#table" if is_htmx(request) else template, context)
+    return render(request, template + "#table" if request.htmx else template, context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def project_variables(request: HttpRequest, team: str, project: str) -> HttpResponse:
+def project_variables(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """The project's effective variables with where each comes from; editors set project variables."""
     if request.method == "GET":
         return _project_variables_response(request, get_project_for(request, team, project))
@@ -295,7 +297,7 @@ def project_variables(request: HttpRequest, team: str, project: str) -> HttpResp
 
 @login_required
 @require_POST
-def project_variable_delete(request: HttpRequest, team: str, project: str, name: str) -> HttpResponse:
+def project_variable_delete(request: HtmxHttpRequest, team: str, project: str, name: str) -> HttpResponse:
     """Editor: delete a project variable (the team's value, if any, applies again)."""
     obj = get_project_for(request, team, project, Role.EDITOR)
     if not variables.delete_variable(obj.team, obj, name):
@@ -311,9 +313,9 @@ def project_variable_delete(request: HttpRequest, team: str, project: str, name:
 
 @login_required
 @require_GET
-def team_activity(request: HttpRequest, team: str) -> HttpResponse:
+def team_activity(request: HtmxHttpRequest, team: str) -> HttpResponse:
     """Who created, changed, imported, ran and deleted what in the team."""
     obj = get_team_for(request, team)
     template = "teams/activity.html"
     context = {"team": obj, "events": activity.feed(obj, limit=200)}
-    return render(request, template + "#feed" if is_htmx(request) else template, context)
+    return render(request, template + "#feed" if request.htmx else template, context)

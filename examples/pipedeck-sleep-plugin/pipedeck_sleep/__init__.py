@@ -1,13 +1,20 @@
-"""Example third-party plugins: registered through the ``pipedeck.plugins`` entry point."""
+"""Example third-party plugins: registered through the ``pipedeck.plugins`` entry point.
+
+Heavy libraries (Polars here) are imported inside the calls: the registry imports this module whenever
+it lists or validates plugins, and ``validate`` should not pay for a library no step runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import polars as pl
 from pydantic import BaseModel, Field
 
-from orchestrator.plugins import ExtractPlugin, Frame, LoadPlugin, StepContext
+from orchestrator.plugins import ExtractPlugin, LoadPlugin, StepContext
+
+if TYPE_CHECKING:
+    from orchestrator.plugins import Frame
 
 
 class SleepExtract(ExtractPlugin):
@@ -19,6 +26,8 @@ class SleepExtract(ExtractPlugin):
         rows: int = Field(1, ge=0, description="Rows of the produced table", examples=[1])
 
     async def extract(self, ctx: StepContext) -> Frame:
+        import polars as pl
+
         await asyncio.sleep(self.args.seconds)
         ctx.logger.info("slept %.3f s", self.args.seconds)
         return pl.DataFrame({"x": list(range(self.args.rows))})

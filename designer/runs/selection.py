@@ -1,0 +1,143 @@
+"""What a run executes: the latest saved version of each pipeline (a draft only when asked for, by name),
+templates like any pipeline, and, for a run of chosen pipelines, their upstream (``needs`` closure) when
+asked for or when one of those has never succeeded in this project."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Max, Q
+from pydantic import ValidationError
+
+from designer.editor.models import Pipeline, PipelineVersion, Project
+from designer.runs.models import PipelineRun
+from orchestrator import PipelineSpec, Status
+
+
+class SelectionRefused(Exception):
+    """The pipelines cannot run as asked; the message says why and what to do."""
+
+
+@dataclass
+class Chosen:
+    """One pipeline of a run: the spec it runs and the version it comes from (None: its draft)."""
+
+    name: str
+    spec: dict[str, Any]
+    version: int | None
+
+
+def _needs(spec: dict[str, Any]) -> list[str]:
+    needs: Any = spec.get("needs") or []
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _latest_versions(pipelines: list[Pipeline]) -> dict[int, PipelineVersion]:
+    """pipeline id -> its newest version, in two queries (never every version's spec)."""
+    newest = (
+        PipelineVersion.objects.filter(pipeline__in=pipelines)
+        .values("pipeline_id")
+        .annotate(number=Max("number"))
+    )
+    wanted = Q(pk__in=[])
+    for row in newest:
+        wanted |= Q(pipeline_id=row["pipeline_id"], number=row["number"])
+    return {v.pipeline_id: v for v in PipelineVersion.objects.filter(wanted)}
+
+
+def _load(project: Project, names: set[str] | None, draft: str | None) -> dict[str, Chosen | str]:
+    """name -> what it runs, or why it cannot run (a message)."""
+    rows = project.pipelines.all()
+    if names is not None:
+        rows = rows.filter(name__in=names)
+    pipelines = list(rows)
+    latest = _latest_versions(pipelines)
+    found: dict[str, Chosen | str] = {}
+    for pipeline in pipelines:
+        version = latest.get(pipeline.pk)
+        if pipeline.name == draft:
+            found[pipeline.name] = (
+                Chosen(pipeline.name, pipeline.spec, None)
+                if pipeline.is_valid
+                else f"the draft of {pipeline.name} has errors: fix them in the editor first"
+            )
+        elif version is None:
+            found[pipeline.name] = (
+                f"{pipeline.name} has no saved version yet: save it in the editor "
+                "(its Run draft button runs the draft)"
+            )
+        else:
+            found[pipeline.name] = Chosen(pipeline.name, version.spec, version.number)
+        chosen = found[pipeline.name]
+        if isinstance(chosen, Chosen) and not _valid(chosen.spec):  # saved before a rule it breaks existed
+            where = "its draft" if chosen.version is None else f"its saved version {chosen.version}"
+            found[pipeline.name] = f"pipeline {pipeline.name} has errors in {where}: fix them in the editor"
+    return found
+
+
+def _valid(spec: dict[str, Any]) -> bool:
+    try:
+        PipelineSpec.model_validate(copy.deepcopy(spec))
+    except ValidationError:
+        return False
+    return True
+
+
+def never_succeeded(project: Project, names: Iterable[str]) -> set[str]:
+    """Of ``names``, the pipelines that no run of ``project`` has completed successfully."""
+    names = set(names)
+    done = PipelineRun.objects.filter(run__project=project, name__in=names, state=Status.SUCCEEDED)
+    return names - set(done.values_list("name", flat=True).distinct())
+
+
+def upstream_of(project: Project, names: Iterable[str], draft: str | None = None) -> list[str]:
+    """The pipelines ``names`` need, directly or not (their saved versions' ``needs``), sorted."""
+    return sorted(set(_with_upstream(project, set(names), draft)) - set(names))
+
+
+def _with_upstream(project: Project, names: set[str], draft: str | None) -> dict[str, Chosen | str]:
+    found = _load(project, names, draft)
+    while True:
+        wanted = {n for c in found.values() if isinstance(c, Chosen) for n in _needs(c.spec)} - set(found)
+        if not wanted:
+            return found
+        more = _load(project, wanted, draft)
+        found.update(more)
+        if not set(more) >= wanted:  # a need naming a pipeline that no longer exists: not run
+            found.update(dict.fromkeys(wanted - set(more), ""))
+
+
+def choose(
+    project: Project,
+    names: Iterable[str] | None,
+    *,
+    draft: str | None = None,
+    upstream: bool | None = False,
+) -> list[Chosen]:
+    """The pipelines a run of ``names`` (None: the whole project) executes, each with its spec; ``draft``
+    names the pipeline whose draft runs instead of its latest version. ``upstream``: also run what they
+    need (None: only when one of those never succeeded here). Raises SelectionRefused."""
+    wanted = set(names or ())
+    if not wanted:
+        found = _load(project, None, draft)
+        if not found:
+            raise SelectionRefused(f"Project '{project.name}' has no pipelines to run yet.")
+    else:
+        found = _load(project, wanted, draft)
+        unknown = wanted - set(found)
+        if unknown:
+            raise SelectionRefused(
+                f"No pipeline named {', '.join(sorted(unknown))} in project '{project.name}'."
+            )
+        if upstream is not False:
+            closure = _with_upstream(project, wanted, draft)
+            extra = {n for n, c in closure.items() if n not in wanted and c != ""}
+            if upstream or never_succeeded(project, extra):
+                found = {n: c for n, c in closure.items() if c != ""}
+    problems = [reason for reason in found.values() if isinstance(reason, str)]
+    if problems:
+        raise SelectionRefused("Cannot run: " + "; ".join(sorted(problems)) + ".")
+    return [c for c in found.values() if isinstance(c, Chosen)]
