@@ -26,6 +26,7 @@ ORDER = (
     "w1_w3",
     "startup",
     "w4_orders",
+    "outputs",
     "loads",
     "w5_streaming",
     "isolation",

@@ -1,8 +1,9 @@
 """Run isolation's cost: every run of the web app executes in a child process forked from a fork server.
 
-I1: a trivial run (one extract and one load step that do nothing) in this process (``run_project``) and
-    in a child (``Sandbox.run``: fork, send the request, stream the events back, exit). The difference
-    is what isolation adds to every run (target: under 150 ms).
+I1: a small run of built-in plugins (``generate_rows`` of 10 rows into ``csv_load``) in this process
+    (``run_project``) and in a child (``Sandbox.run``: fork, send the request, stream the events back,
+    exit), as a web run has it: what the fork server did not import or start, each child pays for. The
+    difference is what isolation adds to every run (target: under 150 ms).
 I2: W2 (500 + 50 steps of 50 ms) and W3 (100 pipelines at concurrency 10) of ``bench.w1_w3``, the same
     two ways.
 Rounds are interleaved (in-process, child, in-process, child...); the rows give the best and the median
@@ -20,32 +21,38 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from bench import BenchRow, shown, under, w1_w3
 from orchestrator.control import RunControl
 from orchestrator.events import Event
+from orchestrator.plugins.registry import PluginRegistry
 from orchestrator.sandbox import Limits, RunRequest, Sandbox
 from orchestrator.scheduler import run_project
 from orchestrator.spec import ProjectSpec
 
-TRIVIAL = {
+SMALL = {
     "pipelines": {
         "t": {
             "type": "ETL",
             "phases": {
-                "extract": {"steps": [{"id": "e", "plugin": "bench_wait_extract", "args": {"seconds": 0}}]},
-                "load": {"steps": [{"id": "l", "plugin": "bench_wait_load", "args": {"seconds": 0}}]},
+                "extract": {
+                    "steps": [
+                        {"id": "e", "plugin": "generate_rows", "args": {"rows": 10, "columns": {"x": "i"}}}
+                    ]
+                },
+                "load": {"steps": [{"id": "l", "plugin": "csv_load", "args": {"path": "out/small.csv"}}]},
             },
         }
     }
 }
 
 
-async def _in_process(spec: ProjectSpec) -> tuple[float, Counter[str]]:
+async def _in_process(spec: ProjectSpec, registry: PluginRegistry, root: str) -> tuple[float, Counter[str]]:
     events: list[Event] = []
     started = time.perf_counter()
-    await run_project(spec, sinks=[events.append], registry=w1_w3.bench_registry())
+    await run_project(spec, sinks=[events.append], registry=registry, data_root=Path(root))
     return time.perf_counter() - started, Counter(e.kind for e in events)
 
 
@@ -66,12 +73,14 @@ async def _in_child(sandbox: Sandbox, spec: dict[str, Any], root: str) -> tuple[
     return elapsed, kinds
 
 
-async def _compare(sandbox: Sandbox, text: str, rounds: int, root: str) -> tuple[list[float], list[float]]:
+async def _compare(
+    sandbox: Sandbox, registry: PluginRegistry, text: str, rounds: int, root: str
+) -> tuple[list[float], list[float]]:
     spec = ProjectSpec.model_validate(json.loads(text))
     data = spec.model_dump(mode="json")
     local, child = [], []
     for _ in range(rounds):
-        took, expected = await _in_process(spec)
+        took, expected = await _in_process(spec, registry, root)
         local.append(took)
         took, seen = await _in_child(sandbox, data, root)
         child.append(took)
@@ -81,13 +90,18 @@ async def _compare(sandbox: Sandbox, text: str, rounds: int, root: str) -> tuple
 
 
 async def _measure(quick: bool) -> list[BenchRow]:
-    sandbox = Sandbox(plugin_modules=["bench.w1_w3"])
-    sandbox.start()
+    builtins = Sandbox()  # what a web run forks from
+    benches = Sandbox(plugin_modules=["bench.w1_w3"])
+    builtins.start()
+    benches.start()
     root = tempfile.mkdtemp(prefix="pipedeck-bench-isolation-")
+    installed = PluginRegistry()
     rows = []
     try:
-        await _in_child(sandbox, TRIVIAL, root)  # the fork server's imports are not a run's cost
-        local, child = await _compare(sandbox, json.dumps(TRIVIAL), 10 if quick else 50, root)
+        for sandbox, spec in ((builtins, SMALL), (benches, json.loads(w1_w3.w2()))):
+            await _in_child(sandbox, spec, root)  # the fork server's imports are not a run's cost
+        await _in_process(ProjectSpec.model_validate(SMALL), installed, root)  # nor this process's
+        local, child = await _compare(builtins, installed, json.dumps(SMALL), 10 if quick else 50, root)
         ms = 1000.0
         added = [(c - loc) * ms for c, loc in zip(child, local, strict=True)]
         rows += [
@@ -104,7 +118,7 @@ async def _measure(quick: bool) -> list[BenchRow]:
             ("I2 W2 500 + 50 steps of 50 ms", w1_w3.w2()),
             ("I2 W3 100 pipelines x 2 steps", w1_w3.w3_many()),
         ):
-            local, child = await _compare(sandbox, text, 2 if quick else 5, root)
+            local, child = await _compare(benches, w1_w3.bench_registry(), text, 2 if quick else 5, root)
             rows.append(
                 under(
                     f"{label}: added by the child",
@@ -116,7 +130,8 @@ async def _measure(quick: bool) -> list[BenchRow]:
                 )
             )
     finally:
-        sandbox.close()
+        builtins.close()
+        benches.close()
     return rows
 
 

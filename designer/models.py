@@ -2,7 +2,7 @@
 
 from designer.accounts.models import Invitation
 from designer.editor.models import DraftEdit, Pipeline, PipelineVersion, Project
-from designer.runs.models import PipelineRun, Run, RunEvent, StepRun, WorkerBeat
+from designer.runs.models import PipelineRun, Run, RunEvent, StepOutput, StepRun, WorkerBeat
 from designer.teams.models import ActivityEvent, Membership, Secret, Team, Variable
 from designer.triggers.models import (
     AlertDestination,
@@ -35,6 +35,7 @@ __all__ = [
     "Schedule",
     "ScheduleFire",
     "Secret",
+    "StepOutput",
     "StepRun",
     "Team",
     "Variable",

@@ -3,7 +3,7 @@ closed with 4404."""
 
 from __future__ import annotations
 
-from channels.generic.websocket import WebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
 from designer.editor import consumers as editor_consumers
@@ -13,12 +13,13 @@ from designer.runs import consumers
 NOT_FOUND = 4404
 
 
-class NoSuchRoute(WebsocketConsumer):
-    """A websocket to an unknown path: accepted only to be closed with ``NOT_FOUND`` (not a server error)."""
+class NoSuchRoute(AsyncWebsocketConsumer):
+    """A websocket to an unknown path: accepted only to be closed with ``NOT_FOUND`` (not a server error).
+    Async: nothing to look up, so no thread and no database connection."""
 
-    def connect(self) -> None:
-        self.accept()
-        self.close(code=NOT_FOUND)
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=NOT_FOUND)
 
 
 # (django-stubs' path() takes views only, not the ASGI applications Channels routes: hence the ignores)

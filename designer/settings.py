@@ -164,6 +164,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+#: the largest form post (bigger ones get a 400 page); project files are uploads, limited on their own
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "designer-home"
 LOGOUT_REDIRECT_URL = "login"
@@ -359,6 +362,20 @@ MAILERS: dict[str, dict[str, Any]] = {
 DEFAULT_FROM_EMAIL = SERVER_EMAIL = envstr("PIPEDECK_EMAIL_FROM", "pipedeck@localhost")
 #: anyone may create an account (``/accounts/signup/``); off: people join through an owner's invitation
 PIPEDECK_OPEN_SIGNUP = envbool("PIPEDECK_OPEN_SIGNUP", False)
+
+
+# ---- step outputs: previews, kept outputs, resume (README, "Seeing the data") ---------------------------
+
+#: rows a preview's extract steps read (the limit is pushed down to the source where it can be)
+PIPEDECK_PREVIEW_ROWS = envint("PIPEDECK_PREVIEW_ROWS", 1000)
+#: the rows of each step's sample, and the most its sample may take as JSON (bytes); longer values are cut
+PIPEDECK_OUTPUT_SAMPLE_ROWS = envint("PIPEDECK_OUTPUT_SAMPLE_ROWS", 100)
+PIPEDECK_OUTPUT_SAMPLE_BYTES = envint("PIPEDECK_OUTPUT_SAMPLE_BYTES", 64 * 1024)
+#: days a run's kept outputs (Parquet, for resume) and a preview stay; the most a team's kept outputs take
+PIPEDECK_OUTPUTS_RETENTION_DAYS = envint("PIPEDECK_OUTPUTS_RETENTION_DAYS", 7)
+PIPEDECK_OUTPUTS_TEAM_MAX_MB = envint("PIPEDECK_OUTPUTS_TEAM_MAX_MB", 2048)
+#: how often a worker applies the retention rule when idle (seconds)
+PIPEDECK_OUTPUTS_CLEAN_EVERY = envseconds("PIPEDECK_OUTPUTS_CLEAN_EVERY", 600.0)
 
 
 # ---- triggers and alerts (README, "Triggers and alerts") -------------------------------------------------

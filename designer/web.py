@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -24,6 +25,15 @@ class HtmxHttpRequest(HttpRequest):
 def go_to(request: HtmxHttpRequest, url: str) -> HttpResponse:
     """To ``url``: the whole page for an htmx request (``HX-Redirect``), else a plain redirect."""
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def next_url(request: HttpRequest, fallback: str) -> str:
+    """The form's ``next`` when it points into this site, else ``fallback`` (never an open redirect)."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    allowed = url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return wanted if wanted and allowed else fallback
 
 
 def membership_for(user: Any, team: Team) -> Membership | None:

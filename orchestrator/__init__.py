@@ -30,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     ),
     # the spec of a project file, and its YAML
     **dict.fromkeys(
-        ["Definitions", "PipelineSpec", "ProjectSpec", "SecretSpec", "StepSpec", "find_cycle"],
+        ["PARTIAL", "Definitions", "PipelineSpec", "ProjectSpec", "SecretSpec", "StepSpec", "find_cycle"],
         "orchestrator.spec",
     ),
     **dict.fromkeys(
@@ -65,6 +65,13 @@ _EXPORTS: dict[str, str] = {
         ["RunResult", "UnknownPipelines", "run_project", "run_project_sync"], "orchestrator.scheduler"
     ),
     "RunControl": "orchestrator.control",
+    # step outputs: summaries, kept Parquet, resume, previews
+    **dict.fromkeys(["KeepOutputs", "StepOutput"], "orchestrator.outputs"),
+    **dict.fromkeys(["ResumeFrom", "ResumeRefused", "plan_resume"], "orchestrator.resume"),
+    **dict.fromkeys(
+        ["PreviewRefused", "preview_project", "preview_spec", "shown_step"], "orchestrator.preview"
+    ),
+    **dict.fromkeys(["chain_prints", "step_inputs", "step_key"], "orchestrator.dataflow"),
     **dict.fromkeys(
         [
             "Event",
@@ -131,6 +138,11 @@ if TYPE_CHECKING:
     from orchestrator.control import (
         RunControl as RunControl,
     )
+    from orchestrator.dataflow import (
+        chain_prints as chain_prints,
+        step_inputs as step_inputs,
+        step_key as step_key,
+    )
     from orchestrator.egress import (
         EgressPolicy as EgressPolicy,
         EgressRefused as EgressRefused,
@@ -155,6 +167,10 @@ if TYPE_CHECKING:
         StepLog as StepLog,
         StepProgress as StepProgress,
         StepStarted as StepStarted,
+    )
+    from orchestrator.outputs import (
+        KeepOutputs as KeepOutputs,
+        StepOutput as StepOutput,
     )
     from orchestrator.parameters import (
         RUN_CONTEXT as RUN_CONTEXT,
@@ -204,6 +220,12 @@ if TYPE_CHECKING:
     from orchestrator.policy import (
         RunPolicy as RunPolicy,
     )
+    from orchestrator.preview import (
+        PreviewRefused as PreviewRefused,
+        preview_project as preview_project,
+        preview_spec as preview_spec,
+        shown_step as shown_step,
+    )
     from orchestrator.resolve import (
         Redactor as Redactor,
         Reference as Reference,
@@ -211,6 +233,11 @@ if TYPE_CHECKING:
         SecretResolver as SecretResolver,
         iter_references as iter_references,
         secret_key as secret_key,
+    )
+    from orchestrator.resume import (
+        ResumeFrom as ResumeFrom,
+        ResumeRefused as ResumeRefused,
+        plan_resume as plan_resume,
     )
     from orchestrator.sandbox import (
         ChildExit as ChildExit,
@@ -225,6 +252,7 @@ if TYPE_CHECKING:
         run_project_sync as run_project_sync,
     )
     from orchestrator.spec import (
+        PARTIAL as PARTIAL,
         Definitions as Definitions,
         PipelineSpec as PipelineSpec,
         ProjectSpec as ProjectSpec,

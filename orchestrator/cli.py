@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -31,6 +31,10 @@ from orchestrator.plugins.registry import PluginRegistry, registry
 from orchestrator.resolve import apply_variable_overrides
 from orchestrator.spec import Definitions, ProjectSpec
 from orchestrator.yamlio import load_project
+
+if TYPE_CHECKING:
+    from orchestrator.outputs import KeepOutputs
+    from orchestrator.resume import ResumeFrom
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -67,6 +71,22 @@ def _parser() -> argparse.ArgumentParser:
         "and time; default: now)",
     )
     run.add_argument("--events", choices=["json"], help="print one JSON event per line instead of progress")
+    run.add_argument(
+        "--keep-outputs",
+        type=Path,
+        metavar="DIR",
+        help="keep each step's output table in DIR as Parquet (after each extract step, the merge and each "
+        "transform step), with a manifest per pipeline: a later run can --resume from it",
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="resume from the outputs an earlier run kept in DIR: pipelines that succeeded there are left "
+        "out, the others start at their first step that did not succeed, reusing the kept outputs before "
+        "it (refused when a step before it changed since); the new outputs are kept in DIR too, unless "
+        "--keep-outputs names another",
+    )
     plugins = commands.add_parser("plugins", help="list the installed plugins")
     plugins.add_argument(
         "--json", action="store_true", help="print names, kinds and argument schemas as JSON"
@@ -152,6 +172,7 @@ def _run(args: argparse.Namespace, plugin_registry: PluginRegistry) -> int:
 
     from orchestrator.events import Status
     from orchestrator.progress import HumanProgress, JsonLines
+    from orchestrator.resume import ResumeRefused
     from orchestrator.scheduler import UnknownPipelines, run_project
 
     parameters = _parameters(args.params) if args.params else None
@@ -159,19 +180,55 @@ def _run(args: argparse.Namespace, plugin_registry: PluginRegistry) -> int:
     context = Definitions(variables=reference_values(parameters)) if parameters else None
     spec = _typed(_load(args.file, plugin_registry, context), _overrides(args.var), parameters)
     variables = _logical(args.date)
+    only, outputs, resume = _outputs_and_resume(args, spec)
     if args.events == "json":
         sink: JsonLines | HumanProgress = JsonLines(sys.stdout)
     else:
         sink = HumanProgress(sys.stdout, live=sys.stdout.isatty() and os.environ.get("TERM") != "dumb")
-    coro = run_project(spec, sinks=[sink], only=args.pipeline, registry=plugin_registry, variables=variables)
+    coro = run_project(
+        spec,
+        sinks=[sink],
+        only=only,
+        registry=plugin_registry,
+        variables=variables,
+        outputs=outputs,
+        resume=resume,
+    )
     try:
         result = asyncio.run(coro)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except UnknownPipelines as exc:
+    except (UnknownPipelines, ResumeRefused) as exc:
         raise InvalidInput(str(exc)) from None
     return EXIT_OK if result.status == Status.SUCCEEDED else EXIT_FAILED
+
+
+def _outputs_and_resume(
+    args: argparse.Namespace, spec: ProjectSpec
+) -> tuple[list[str] | None, KeepOutputs | None, ResumeFrom | None]:
+    """The pipelines to run, what to keep of their outputs and where they resume from."""
+    from orchestrator.outputs import KeepOutputs
+    from orchestrator.resume import ResumeFrom, succeeded_pipelines
+
+    only: list[str] | None = args.pipeline
+    resume = None
+    if args.resume is not None:
+        if not args.resume.is_dir():
+            raise InvalidInput(f"--resume {args.resume}: no such directory")
+        resume = ResumeFrom(args.resume)
+        done = set(succeeded_pipelines(args.resume, list(spec.pipelines)))
+        if only is None:
+            only = [name for name in spec.pipelines if name not in done]
+            if not only:
+                raise InvalidInput(f"nothing to resume: every pipeline succeeded in {args.resume}")
+        elif again := [name for name in only if name in done]:
+            raise InvalidInput(
+                f"nothing to resume for {', '.join(again)}: it succeeded in {args.resume} "
+                "(run without --resume to run it again)"
+            )
+    directory = args.keep_outputs or args.resume
+    return only, (KeepOutputs(directory=directory) if directory is not None else None), resume
 
 
 def _plugins(as_json: bool, plugin_registry: PluginRegistry) -> int:

@@ -28,11 +28,12 @@ from orchestrator.events import (
     PipelineStarted,
     Status,
 )
-from orchestrator.plugins.base import PluginKind, StepContext
+from orchestrator.plugins.base import PluginKind, StepContext, frame_types
 from orchestrator.spec import ExtractPhase, LoadPhase, PipelineSpec, StepSpec
 from orchestrator.steps import Attempts, RunEnv, StepFailed, StepTimeout, failure_message, prepare_plugin
 
 if TYPE_CHECKING:
+    from orchestrator.flow import PipelineFlow
     from orchestrator.plugins.base import Frame
 
 __all__ = ["PipelineOutcome", "PipelineRun", "RunEnv", "StepFailed", "run_pipeline"]
@@ -74,6 +75,8 @@ class PipelineRun:
         self.spec = spec
         self.env = env
         self.outcome: PipelineOutcome | None = None
+        #: kept outputs and resume (None: the run does neither, and steps pay nothing for them)
+        self.flow: PipelineFlow | None = None
 
     def emit(self, event: Event) -> None:
         self.env.bus.emit(event)
@@ -84,6 +87,10 @@ class PipelineRun:
         self.emit(PipelineStarted(pipeline=self.name))
         status, error = Status.SUCCEEDED, None
         try:
+            if self.env.outputs is not None or self.env.resume:
+                from orchestrator.flow import flow_for
+
+                self.flow = flow_for(self.name, self.spec, self.env)
             await self._phases()
         except StepFailed as exc:
             status, error = Status.FAILED, str(exc)
@@ -94,6 +101,8 @@ class PipelineRun:
 
     def _finish(self, status: Status, started: float, error: str | None) -> PipelineOutcome:
         self.outcome = PipelineOutcome(status, time.perf_counter() - started, error)
+        if self.flow is not None:
+            self.flow.finish(status)
         self.emit(
             PipelineFinished(pipeline=self.name, status=status, duration=self.outcome.duration, error=error)
         )
@@ -101,27 +110,40 @@ class PipelineRun:
 
     async def _phases(self) -> None:
         phases = self.spec.phases
+        flow = self.flow
         data: Frame | None = None
         if phases.extract is not None:
             data = await self._phase("extract", self._extract(phases.extract))
-        if phases.transform is not None and phases.transform.steps:
-            data = await self._phase(
-                "transform",
-                self._sync_steps("transform", phases.transform.steps, PluginKind.TRANSFORM, _transform, data),
-            )
+        transform = phases.transform
+        if transform is not None and transform.steps:
+            steps = transform.steps
+            if flow is not None and flow.resuming:
+                reused = [s for s in steps if flow.is_reused("transform", s)]
+                if reused:
+                    data = (await flow.reuse("transform", reused)).get(reused[-1].id, data)
+                    steps = steps[len(reused) :]
+            if steps:
+                data = await self._phase(
+                    "transform", self._sync_steps("transform", steps, PluginKind.TRANSFORM, _transform, data)
+                )
         if phases.load is not None:
-            await self._phase("load", self._load(phases.load, data))
+            if flow is not None and flow.all_reused("load", phases.load.all_steps()):
+                await flow.reuse("load", phases.load.all_steps())
+            else:
+                await self._phase("load", self._load(phases.load, data))
         if phases.transform_at_load is not None:
-            await self._phase(
-                "transform_at_load",
-                self._sync_steps(
+            steps = phases.transform_at_load.steps
+            if flow is not None and flow.resuming:
+                reused = [s for s in steps if flow.is_reused("transform_at_load", s)]
+                await flow.reuse("transform_at_load", reused)
+                steps = steps[len(reused) :]
+            if steps:
+                await self._phase(
                     "transform_at_load",
-                    phases.transform_at_load.steps,
-                    PluginKind.TRANSFORM_AT_LOAD,
-                    _execute,
-                    None,
-                ),
-            )
+                    self._sync_steps(
+                        "transform_at_load", steps, PluginKind.TRANSFORM_AT_LOAD, _execute, None
+                    ),
+                )
 
     async def _phase[T](self, phase: str, work: Awaitable[T]) -> T:
         started = time.perf_counter()
@@ -144,11 +166,16 @@ class PipelineRun:
         )
 
     async def _extract(self, spec: ExtractPhase) -> Frame:
+        if self.flow is not None and self.flow.resuming:
+            return await self._extract_resumed(spec, self.flow)
         if spec.pre:
             await self._concurrently("extract", spec.pre, PluginKind.PRE, lambda p, ctx: p.run(ctx))
         frames = await self._concurrently(
             "extract", spec.steps, PluginKind.EXTRACT, lambda p, ctx: p.extract(ctx)
         )
+        return await self._merge_and_post(spec, frames)
+
+    async def _merge_and_post(self, spec: ExtractPhase, frames: dict[str, Any]) -> Frame:
         if spec.merge is None:
             data: Frame = next(iter(frames.values()))
         else:
@@ -158,6 +185,34 @@ class PipelineRun:
                 "extract", spec.post, PluginKind.POST, lambda p, ctx: p.run(ctx, data), data
             )
         return data
+
+    async def _extract_resumed(self, spec: ExtractPhase, flow: PipelineFlow) -> Frame:
+        """The extract phase of a resumed pipeline: what the resume reuses is not run."""
+        to_run = [s for s in spec.steps if not flow.is_reused("extract", s)]
+        if spec.pre and not to_run:
+            await flow.reuse("extract", spec.pre)
+        elif spec.pre:
+            await self._concurrently("extract", spec.pre, PluginKind.PRE, lambda p, ctx: p.run(ctx))
+        frames = await flow.reuse("extract", [s for s in spec.steps if s not in to_run])
+        if to_run:
+            frames.update(
+                await self._concurrently("extract", to_run, PluginKind.EXTRACT, lambda p, ctx: p.extract(ctx))
+            )
+        data: Any
+        if spec.merge is None:
+            data = frames.get(spec.steps[0].id)
+        elif flow.is_reused("extract", spec.merge):
+            data = (await flow.reuse("extract", [spec.merge])).get(spec.merge.id)
+        else:
+            ordered = {s.id: frames[s.id] for s in spec.steps}
+            data = await self._sync_steps("extract", [spec.merge], PluginKind.MERGE, _merge, ordered)
+        if spec.post and flow.all_reused("extract", spec.post):
+            await flow.reuse("extract", spec.post)
+        elif spec.post:
+            await self._concurrently(
+                "extract", spec.post, PluginKind.POST, lambda p, ctx: p.run(ctx, data), data
+            )
+        return data  # type: ignore[no-any-return]  # None when no step after it reads it
 
     async def _load(self, spec: LoadPhase, data: Frame | None) -> None:
         if spec.pre:
@@ -202,7 +257,11 @@ class PipelineRun:
                     result = await call(plugin, attempts.ctx)
                 else:
                     result = await self._with_timeout(step.timeout, call(plugin, attempts.ctx))
+                if self.env.row_limit is not None and kind is PluginKind.EXTRACT:
+                    result = _limited(result, self.env.row_limit)
                 rows_out = attempts.output(result)
+                if self.flow is not None:
+                    result, rows_out = await self._after_async(attempts.ctx, kind, result, rows_out)
             except asyncio.CancelledError:
                 attempts.finished(Status.CANCELLED, error="cancelled")
                 raise
@@ -213,6 +272,26 @@ class PipelineRun:
                 continue
             attempts.succeeded(rows_out)
             return result
+
+    async def _after_async(
+        self, ctx: StepContext, kind: PluginKind, result: Any, rows_out: int | None
+    ) -> tuple[Any, int | None]:
+        assert self.flow is not None
+        if kind is PluginKind.EXTRACT:
+            kept, rows = await asyncio.to_thread(self.flow.after_table, ctx, result)
+            return kept, rows if rows is not None else rows_out
+        self.flow.after_step(ctx)
+        return result, rows_out
+
+    def _after_sync(
+        self, ctx: StepContext, kind: PluginKind, result: Any, rows_out: int | None
+    ) -> tuple[Any, int | None]:
+        assert self.flow is not None
+        if kind is PluginKind.TRANSFORM_AT_LOAD:
+            self.flow.after_step(ctx)
+            return result, rows_out
+        kept, rows = self.flow.after_table(ctx, result)
+        return kept, rows if rows is not None else rows_out
 
     @staticmethod
     async def _with_timeout(seconds: float, work: Awaitable[Any]) -> Any:
@@ -310,6 +389,8 @@ class PipelineRun:
             try:
                 result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
                 rows_out = attempts.output(result)
+                if self.flow is not None:
+                    result, rows_out = self._after_sync(attempts.ctx, kind, result, rows_out)
             except Exception as exc:
                 message = attempts.failure(exc)
                 with batch.lock:
@@ -351,6 +432,11 @@ class PipelineRun:
                 return
             started = batch.current[1].started
         loop.call_later(max(0.0, step.timeout - (time.perf_counter() - started)), expire)
+
+
+def _limited(result: Any, rows: int) -> Any:
+    """An extract step's table cut to a preview's row limit (whatever the plugin did with the limit)."""
+    return result.head(rows) if isinstance(result, frame_types()) else result
 
 
 def _merge(plugin: Any, ctx: StepContext, frames: Any) -> Any:

@@ -21,6 +21,8 @@ class Status(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    #: a step a resumed run did not execute: its output (or its effect) is the earlier run's, kept
+    REUSED = "reused"
 
     @property
     def finished(self) -> bool:

@@ -139,6 +139,8 @@ class HumanProgress:
             n = event.rows_out
             rows = "" if n is None else f", {n} row{'s' if n != 1 else ''}"
             took = f"{event.status.value} in {event.duration:.2f} s"
+            if event.status == Status.REUSED:
+                took = "reused (an earlier run's kept output)"
             return f"  {event.pipeline} {event.phase}/{event.step}: {took}{rows}"
         return None
 

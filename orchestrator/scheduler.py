@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.control import RunControl
 from orchestrator.egress import EgressPolicy
@@ -28,6 +28,10 @@ from orchestrator.parameters import with_run_context
 from orchestrator.plugins.registry import PluginRegistry, registry as default_registry
 from orchestrator.resolve import Redactor, SecretResolver, env_secret_resolver
 from orchestrator.spec import ProjectSpec
+
+if TYPE_CHECKING:
+    from orchestrator.outputs import KeepOutputs
+    from orchestrator.resume import ResumeFrom
 
 DATA_ROOT_ENV = "PIPEDECK_DATA_ROOT"
 
@@ -180,6 +184,9 @@ async def run_project(
     registry: PluginRegistry = default_registry,
     control: RunControl | None = None,
     network: EgressPolicy | None = None,
+    outputs: KeepOutputs | None = None,
+    resume: ResumeFrom | None = None,
+    row_limit: int | None = None,
 ) -> RunResult:
     """Run the project's pipelines (or ``only`` those) and report every event to ``sinks``.
 
@@ -187,9 +194,16 @@ async def run_project(
     they hold a ``parameters.RUN_CONTEXT``); ``env`` defaults to ``os.environ``;
     ``secrets`` defaults to the environment-backed resolver of the project's secrets document;
     ``data_root`` defaults to $PIPEDECK_DATA_ROOT, else the working directory; ``network`` (where steps
-    may connect) defaults to no restriction.
+    may connect) defaults to no restriction. ``outputs``: what to keep of each step's output (summaries,
+    Parquet files); ``resume``: the earlier run's kept outputs the pipelines resume from (ResumeRefused,
+    before anything runs, when one cannot); ``row_limit``: a preview's limit on what extract steps read.
     """
     names = select_pipelines(project, only)
+    points = None
+    if resume is not None:
+        from orchestrator.resume import plan_resume
+
+        points = plan_resume(project, resume, only=names, variables=variables)
     env = os.environ if env is None else env
     control = control or RunControl()
     loop = asyncio.get_running_loop()
@@ -205,6 +219,9 @@ async def run_project(
         data_root=data_root or Path(env.get(DATA_ROOT_ENV) or Path.cwd()),
         redactor=redactor,
         network=network or EgressPolicy.open(),
+        outputs=outputs,
+        resume=points,
+        row_limit=row_limit,
     )
     scheduler = _Scheduler(project, names, run_env, control)
     started = time.perf_counter()

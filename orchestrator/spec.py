@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_CONCURRENCY = 2
+#: ``model_validate(data, context={PARTIAL: True})``: pipelines may lack required phases (a preview runs a
+#: pipeline cut after the step it shows: ``orchestrator.preview``)
+PARTIAL = "partial"
 
 
 class _Model(BaseModel):
@@ -153,10 +156,11 @@ class PipelineSpec(_Model):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _phases_match_type(self) -> Self:
+    def _phases_match_type(self, info: ValidationInfo) -> Self:
         rules = PHASES_BY_TYPE[self.type]
         present = set(self.phases.present())
-        missing = [p.value for p in PHASE_ORDER if rules.get(p) and p not in present]
+        partial = bool((info.context or {}).get(PARTIAL))
+        missing = [p.value for p in PHASE_ORDER if rules.get(p) and p not in present and not partial]
         extra = [p.value for p in PHASE_ORDER if p in present and p not in rules]
         problems = []
         if missing:

@@ -83,23 +83,68 @@ def _inputs(
 def column_problems(
     pipeline: PipelineSpec, registry: PluginRegistry, columns: Mapping[str, Sequence[str]]
 ) -> list[Problem]:
-    """Columns that SQL expressions and Polars queries of ``pipeline`` name but their input lacks, for the
+    """Columns that the steps of ``pipeline`` name but their input lacks (in SQL expressions and Polars
+    queries, and in the arguments marked as naming columns: ``COLUMN_NAMES`` / ``COLUMN_KEYS``), for the
     steps whose input columns ``columns`` knows."""
     problems: list[Problem] = []
-    for loc, step, previous, known in _inputs(pipeline, columns):
+    for loc, step, previous, known in [*_merge_inputs(pipeline, columns), *_inputs(pipeline, columns)]:
         if step.plugin not in registry:
             continue
         cls = registry.get(step.plugin)
         for name, info in cls.Args.model_fields.items():
             extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             key = info.alias or name
-            if key not in step.args or extra.get("format") not in ("expression", "sql"):
+            if key not in step.args:
+                continue
+            where = (*loc, "args", key)
+            if extra.get("input_columns") in ("names", "keys"):
+                problems += _named_columns(
+                    step.args[key], str(extra["input_columns"]), where, previous, known
+                )
+                continue
+            if extra.get("format") not in ("expression", "sql"):
                 continue
             if extra.get("format") == "sql" and extra.get("dialect") != "polars":
                 continue
-            where = (*loc, "args", key)
             problems += _field_columns(step.args[key], extra, where, previous, list(known))
     return problems
+
+
+def _merge_inputs(
+    pipeline: PipelineSpec, columns: Mapping[str, Sequence[str]]
+) -> Iterator[tuple[Loc, StepSpec, str, Sequence[str]]]:
+    """The merge, once every extract step's columns are known: it reads them all (a column must be in
+    each: the check is against the columns they share)."""
+    extract = pipeline.phases.extract
+    if extract is None or extract.merge is None:
+        return
+    known = [_output_key(columns, "extract", s) for s in extract.steps]
+    if any(k is None for k in known):
+        return
+    shared = [c for c in known[0] or [] if all(c in (k or []) for k in known[1:])]
+    yield ("phases", "extract", "merge"), extract.merge, ", ".join(s.id for s in extract.steps), shared
+
+
+def _named_columns(value: Any, kind: str, where: Loc, previous: str, known: Sequence[str]) -> list[Problem]:
+    """Column names given as such (a name, a list of them, or a mapping's keys) that the input lacks."""
+    if "${{" in str(value):
+        return []
+    names: list[tuple[Loc, str]] = []
+    if kind == "keys" and isinstance(value, Mapping):
+        names = [((*where, str(k)), str(k)) for k in value]
+    elif isinstance(value, str):
+        names = [(where, value)]
+    elif isinstance(value, list):
+        names = [((*where, i), str(v)) for i, v in enumerate(value) if isinstance(v, str)]
+    return [
+        Problem(
+            f"column '{name}' is not produced by the previous step '{previous}' "
+            f"(its columns: {', '.join(known) or 'none'})",
+            format_path(loc),
+        )
+        for loc, name in names
+        if name not in known
+    ]
 
 
 def _field_columns(

@@ -32,8 +32,10 @@ from orchestrator.spec import StepSpec
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from orchestrator.outputs import KeepOutputs
     from orchestrator.plugins.base import Frame
     from orchestrator.resolve import SecretResolver
+    from orchestrator.resume import ResumePoint
 
 
 @dataclass
@@ -50,6 +52,12 @@ class RunEnv:
     data_root: Path = field(default_factory=Path.cwd)
     redactor: Redactor = field(default_factory=Redactor)
     network: EgressPolicy = field(default_factory=EgressPolicy.open)
+    #: what the run keeps of its steps' outputs (None: nothing, and steps pay nothing for it)
+    outputs: KeepOutputs | None = None
+    #: per pipeline, where it resumes (``orchestrator.resume``)
+    resume: Mapping[str, ResumePoint] | None = None
+    #: a preview's row limit for extract steps
+    row_limit: int | None = None
 
     def redact(self, text: str) -> str:
         """``text`` without any secret value resolved so far in this run."""
@@ -67,6 +75,7 @@ class RunEnv:
             "data_root": self.data_root,
             "secrets": self.secrets_view,
             "network": self.network,
+            "row_limit": self.row_limit,
             "_logger": None,
             "_bus": self.bus,
         }

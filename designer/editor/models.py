@@ -19,6 +19,8 @@ class Project(models.Model):
     variables = models.JSONField(default=dict, blank=True)
     #: the project file's ``secrets:`` declarations ({name: {plugin, args}}), never values
     secrets = models.JSONField(default=dict, blank=True)
+    #: runs keep each step's table as Parquet, so that a failed run can resume (designer/runs/outputs.py)
+    keep_outputs = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -18,6 +18,7 @@ from designer.editor.definitions import export_definitions, reference_context
 from designer.editor.models import DraftEdit, Pipeline, PipelineVersion, Project
 from designer.editor.specs import Checked, dump_pipeline_yaml, load_project_yaml, validate_pipeline
 from designer.runs.isolation import team_data_root
+from designer.runs.outputs import known_columns
 from orchestrator import Problem, SpecError
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -39,7 +40,11 @@ def check(pipeline: Pipeline, spec: dict[str, Any] | None = None) -> Checked:
     if "${{" in json.dumps(spec):  # only a spec with references needs the project's variables and secrets
         variables, secrets = reference_context(pipeline.project)
     data_root = team_data_root(pipeline.project.team)
-    return validate_pipeline(pipeline.name, spec, known, variables, secrets, data_root=data_root)
+    # the columns each step's output had in the newest run or preview since it last changed
+    columns = known_columns(pipeline.project_id, pipeline.name, spec) if pipeline.pk is not None else None
+    return validate_pipeline(
+        pipeline.name, spec, known, variables, secrets, data_root=data_root, columns=columns
+    )
 
 
 def store(

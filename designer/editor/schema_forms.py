@@ -35,6 +35,10 @@ class SchemaField:
     format: str = ""
     errors: list[str] = field(default_factory=list)
     rows: list[tuple[str, str]] = field(default_factory=list)  # mapping key/value rows
+    #: the columns of the step's input, offered for a field that names them or uses them in SQL
+    columns: list[str] = field(default_factory=list)
+    #: how they are offered: "names" (a name or a list), "keys" (a mapping's keys), "expression" (SQL)
+    column_kind: str = ""
 
 
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
@@ -121,10 +125,28 @@ def is_secret(prop: dict[str, Any], name: str) -> bool:
     )
 
 
+def column_kind(prop: dict[str, Any]) -> str:
+    """How a field uses the input's columns (the plugin's ``Args`` say it): names them, as a mapping's
+    keys, or in SQL; "" when it does not."""
+    marked = prop.get("input_columns")
+    if marked in ("names", "keys"):
+        return str(marked)
+    if prop.get("format") == "expression" or (
+        prop.get("format") == "sql" and prop.get("dialect") == "polars"
+    ):
+        return "expression"
+    return ""
+
+
 def fields_for(
-    schema: dict[str, Any], args: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None
+    schema: dict[str, Any],
+    args: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    columns: Iterable[str] = (),
 ) -> list[SchemaField]:
-    """Describe every argument of ``schema`` with its current value (from ``args`` or the default)."""
+    """Describe every argument of ``schema`` with its current value (from ``args`` or the default);
+    ``columns``: the step's input columns, once known, offered where a field uses them."""
+    columns = list(columns)
     args = args or {}
     errors = errors or {}
     required = set(schema.get("required") or [])
@@ -144,6 +166,8 @@ def fields_for(
             format=str(prop.get("format", "")),
             errors=errors.get(name, []),
         )
+        if columns and (kind := column_kind({**raw, **prop})):
+            f.columns, f.column_kind = columns, kind
         examples = prop.get("examples") or []
         if examples and not isinstance(examples[0], (dict, list, bool)):
             f.placeholder = f"e.g. {examples[0]}"

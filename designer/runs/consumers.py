@@ -5,11 +5,18 @@ Replay without gap or duplicate: the consumer subscribes *before* reading stored
 meanwhile wait in ``pending`` and are forwarded after the replay, each event only when its seq is newer than
 the last one sent. Events are stored before they are published, so every event is either in the history or
 arrives live.
+
+Without a channel layer (Redis down), a socket still opens: the client is told ``paused`` and gets the
+stored events by polling the database every ``PAUSED_POLL`` seconds until the layer answers again; then
+it catches up from the database, is told ``resumed`` and follows live.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,6 +33,10 @@ from designer.web import can
 #: close code for "not allowed" (an application code, like HTTP 403)
 FORBIDDEN = 4403
 REPLAY_PAGE = 500
+#: seconds between two looks at the database while the channel layer is down
+PAUSED_POLL = 2.0
+
+log = logging.getLogger(__name__)
 
 
 def _after(scope: Mapping[str, Any]) -> int:
@@ -45,9 +56,54 @@ class _GroupListener(AsyncJsonWebsocketConsumer):
         """One message of ``group`` (``fanout.Subscriber``)."""
         raise NotImplementedError
 
+    poller: asyncio.Task[None] | None = None
+
     async def disconnect(self, code: int) -> None:
+        await self._stop_polling()
         if hasattr(self, "group"):
             await fanout.local().unsubscribe(self.group, self)
+
+    async def _subscribe(self) -> bool:
+        """Subscribe to ``group``; False when the channel layer does not answer (polling takes over)."""
+        try:
+            await fanout.local().subscribe(self.group, self)
+        except Exception:
+            log.warning("subscribing to %s failed: live updates paused", self.group, exc_info=True)
+            return False
+        return True
+
+    async def paused(self) -> None:
+        """The layer is down: tell the client, and poll until the layer answers again."""
+        if self.poller is None:
+            await self.send_json({"type": "paused"})
+            self.poller = asyncio.get_running_loop().create_task(self._poll(subscribed=True))
+
+    async def resumed(self) -> None:
+        """The layer answers again: stop polling, catch up, tell the client."""
+        await self._stop_polling()
+        await self._catch_up()
+
+    async def _poll(self, *, subscribed: bool) -> None:
+        while True:
+            await asyncio.sleep(PAUSED_POLL)
+            await self._poll_once()
+            if not subscribed and await self._subscribe():
+                self.poller = None  # (this task ends here: nothing to cancel)
+                await self._catch_up()
+                return
+
+    async def _stop_polling(self) -> None:
+        poller, self.poller = self.poller, None
+        if poller is not None and poller is not asyncio.current_task():
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+
+    async def _poll_once(self) -> None:
+        """What the client missed while the layer is down (nothing, for a run list)."""
+
+    async def _catch_up(self) -> None:
+        await self.send_json({"type": "resumed"})
 
 
 class RunEventsConsumer(_GroupListener):
@@ -68,10 +124,13 @@ class RunEventsConsumer(_GroupListener):
         self.group = groups.run_group(self.run_id)
         self.last_sent = _after(self.scope)
         self.live, self.pending = False, []
-        await fanout.local().subscribe(self.group, self)
+        subscribed = await self._subscribe()
         try:
             await self.accept()
             await self._replay()
+            if not subscribed:
+                await self.send_json({"type": "paused"})
+                self.poller = asyncio.get_running_loop().create_task(self._poll(subscribed=False))
         except BaseException:  # disconnect() is not called when connect() fails
             await fanout.local().unsubscribe(self.group, self)
             raise
@@ -95,6 +154,17 @@ class RunEventsConsumer(_GroupListener):
             await self._forward(message)
         else:
             self.pending.append(message)
+
+    async def _poll_once(self) -> None:
+        page = await self._stored_after(self.last_sent)
+        if page:
+            await self._send_events(page)
+
+    async def _catch_up(self) -> None:
+        """After an outage: what was stored meanwhile, then what arrived during the replay, then live."""
+        self.live = False
+        await self._replay()
+        await self.send_json({"type": "resumed"})
 
     async def _forward(self, message: dict[str, Any]) -> None:
         if message["first"] > self.last_sent:  # all new: send the pre-encoded text
@@ -136,7 +206,9 @@ class TeamRunsConsumer(_GroupListener):
             return
         await self.accept()
         self.group = groups.team_runs_group(team_id)
-        await fanout.local().subscribe(self.group, self)
+        if not await self._subscribe():
+            await self.send_json({"type": "paused"})
+            self.poller = asyncio.get_running_loop().create_task(self._poll(subscribed=False))
 
     async def deliver(self, message: dict[str, Any]) -> None:
         """A run was queued or changed state (``groups.RUN_UPDATE``) in the team's topic."""

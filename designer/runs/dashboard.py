@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from designer.editor.models import Pipeline, Project
-from designer.runs.models import FINISHED_STATES, RUN_STATES, PipelineRun, Run, StepRun
+from designer.runs.models import FINISHED_STATES, RUN_STATES, PipelineRun, Run, RunKind, StepRun
 from designer.teams.models import Team
 from orchestrator import PHASE_ORDER, Status
 
@@ -84,7 +84,7 @@ def _filter(runs: QuerySet[Run], filters: RunFilters) -> QuerySet[Run]:
 
 def filtered_runs(team: Team, filters: RunFilters) -> list[Run]:
     """The newest runs of the team matching ``filters``."""
-    runs = _filter(Run.objects.filter(team=team), filters).select_related("project", "created_by")
+    runs = _filter(Run.objects.listed().filter(team=team), filters).select_related("project", "created_by")
     return list(runs.distinct().order_by("-created_at", "-pk")[:LIST_LIMIT])
 
 
@@ -93,6 +93,7 @@ def duration_charts(team: Team, filters: RunFilters) -> list[dict[str, Any]]:
     rows = (
         PipelineRun.objects.filter(run__team=team, duration__isnull=False)
         .filter(state__in=FINISHED_STATES)
+        .exclude(run__kind=RunKind.PREVIEW)
         .select_related("run__project")
         .order_by("-run__created_at", "-pk")
     )
@@ -146,9 +147,11 @@ ACTIVE_SCAN = 20
 
 def active_run_id(pipeline: Pipeline) -> int | None:
     """The newest queued or running run that includes ``pipeline`` (the editor follows it live)."""
-    runs = Run.objects.filter(
-        project_id=pipeline.project_id, state__in=(Status.QUEUED, Status.RUNNING)
-    ).order_by("-created_at", "-pk")
+    runs = (
+        Run.objects.listed()
+        .filter(project_id=pipeline.project_id, state__in=(Status.QUEUED, Status.RUNNING))
+        .order_by("-created_at", "-pk")
+    )
     for run in runs.only("pk", "pipelines", "spec")[:ACTIVE_SCAN]:
         if pipeline.name in run.pipeline_names:
             return int(run.pk)
@@ -162,6 +165,7 @@ def latest_step_states(pipeline: Pipeline) -> dict[tuple[str, str], dict[str, An
         StepRun.objects.filter(
             pipeline_run__run__project_id=pipeline.project_id, pipeline_run__name=pipeline.name
         )
+        .exclude(pipeline_run__run__kind=RunKind.PREVIEW)
         .order_by("-pipeline_run__run__created_at", "-pipeline_run__run_id")
         .values_list("pipeline_run__run_id", flat=True)
         .first()

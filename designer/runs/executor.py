@@ -5,13 +5,14 @@ every event the child sends (batched, numbered), publishing it to the run's and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.db import transaction
 
-from designer.runs import groups, isolation, queue, records
+from designer.runs import groups, isolation, outputs, queue, records
 from designer.runs.models import Run
 from designer.runs.publish import Message, publish
 from designer.teams.models import Team
@@ -139,12 +140,46 @@ class EventRecorder:
         return False
 
 
+class OutputRecorder:
+    """The run's step output summaries (``designer.runs.outputs``): stored in the worker's database threads
+    as they come, in order, beside the events (never among them)."""
+
+    def __init__(self, claim: queue.Claim, db: DbCall, redactor: Redactor) -> None:
+        self.claim = claim
+        self.db = db
+        self.redactor = redactor
+        self.pending: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, items: list[dict[str, Any]]) -> None:
+        # the worker masks what the child sends, samples included, whatever the child did with them
+        self.pending.extend(self.redactor.redact_value(item) for item in items)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            try:
+                await self.db(outputs.store, self.claim, batch)
+            except Exception:  # a summary is for people: losing one never stops the run
+                log.warning(
+                    "run %s: storing %d step outputs failed", self.claim.run_id, len(batch), exc_info=True
+                )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
 def _load(claim: queue.Claim) -> dict[str, Any]:
     run = Run.objects.select_related("team").get(pk=claim.run_id)
     records.reset_units(run.pk)
-    request = isolation.build_request(run)
+    outputs.reset(run.pk)
+    request = dataclasses.replace(isolation.build_request(run), **outputs.request_options(run))
     return {
         "request": request,
+        "preview": run.is_preview,
         "team": run.team,
         "last_seq": run.last_seq,
         "cancel_requested": run.cancel_requested,
@@ -153,21 +188,23 @@ def _load(claim: queue.Claim) -> dict[str, Any]:
     }
 
 
-def _finish(claim: queue.Claim, state: str, error: str) -> Message | None:
+def _finish(claim: queue.Claim, state: str, error: str) -> list[Message] | None:
     with transaction.atomic():
         if not queue.finish_run(claim, state, error):
             return None
         records.close_units(claim.run_id, "" if state == Status.CANCELLED else error)
-    return groups.run_update_message(Run.objects.select_related("project").get(pk=claim.run_id))
+    return _update_messages(claim.run_id)
+
+
+def _update_messages(run_id: int) -> list[Message]:
+    """The team's dashboard message about the run's current state (none for a preview: not listed)."""
+    run = Run.objects.select_related("project").get(pk=run_id)
+    return [] if run.is_preview else [groups.run_update_message(run)]
 
 
 async def run_update(db: DbCall, run_id: int) -> None:
     """Tell the team's dashboard about the run's current state."""
-
-    def message() -> Message:
-        return groups.run_update_message(Run.objects.select_related("project").get(pk=run_id))
-
-    await publish([await db(message)])
+    await publish(await db(_update_messages, run_id))
 
 
 async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | None:
@@ -181,16 +218,18 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
     await run_update(db, claim.run_id)
     recorder = EventRecorder(claim, team.pk, loaded["last_seq"], db, control.cancel)
     recorder.start()
+    kept = OutputRecorder(claim, db, redactor)
 
     def record(events: list[dict[str, Any]]) -> None:
         for event in events:
             recorder.add(redactor.redact_value(event))
 
     try:
-        ended = await isolation.sandbox().run(request, record, control)
+        ended = await isolation.sandbox().run(request, record, control, kept.add)
     except asyncio.CancelledError:
         # The worker is shutting down (the child is killed): the caller re-queues or fails the run.
         await recorder.close()
+        await kept.close()
         raise
     except Exception as exc:
         log.exception("run %s: its process could not run", claim.run_id)
@@ -209,13 +248,14 @@ async def execute(claim: queue.Claim, control: RunControl, db: DbCall) -> str | 
     error = str(finished.get("error") or "")
     if control.cancelled and state != Status.FAILED:
         state = Status.CANCELLED
+    await kept.close()  # stored before the run shows as finished: its page then shows every output
     await recorder.close()
     if recorder.stale:
         return None
     update = await db(_finish, claim, state, error)
     if update is None:
         return None
-    await publish([update])
+    await publish(update)
     return state
 
 

@@ -7,6 +7,10 @@ Redis, one copy of the message per socket through Redis). Here a process subscri
 ``Topic`` owns one layer channel, joined to the group while at least one local websocket listens, and one
 task that receives from it and awaits ``Subscriber.deliver`` of each local subscriber, in subscription
 order. A message is delivered to the subscribers of the moment it is received; it is never re-sent.
+
+When the layer fails (Redis down), the topic tells its subscribers (``paused``: they fall back to the
+database), joins its group again until that works (Redis may have lost the membership), then tells them
+(``resumed``: they catch up from the database, then follow live again).
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ class Subscriber(Protocol):
     async def deliver(self, message: dict[str, Any]) -> None:
         """Forward one group message to the client, without waiting for it to read (Daphne buffers a
         websocket's writes): the topic delivers to its subscribers one after the other."""
+
+    async def paused(self) -> None:
+        """The layer failed: messages may be lost until ``resumed``."""
+
+    async def resumed(self) -> None:
+        """The layer works again (messages sent while it was down were lost)."""
 
 
 class Topic:
@@ -78,14 +88,41 @@ class Topic:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("receiving %s failed", self.group)
-                await asyncio.sleep(RETRY_AFTER)
+                if await self._layer_answers():  # a hiccup (an idle read timing out), not an outage
+                    continue
+                log.warning("receiving %s failed: live updates paused", self.group, exc_info=True)
+                await self._tell("paused")
+                await self._rejoin()
+                await self._tell("resumed")
                 continue
             for subscriber in list(self.subscribers):
                 try:
                     await subscriber.deliver(message)
                 except Exception:
                     log.exception("delivering %s to %r failed", message.get("type"), subscriber)
+
+    async def _layer_answers(self) -> bool:
+        """True when the layer takes the group membership again (a restarted Redis has forgotten it)."""
+        try:
+            await self.layer.group_add(self.group, self.channel)
+        except Exception:
+            return False
+        return True
+
+    async def _rejoin(self) -> None:
+        """Join the group again, as soon as the layer answers."""
+        while True:
+            await asyncio.sleep(RETRY_AFTER)
+            if await self._layer_answers():
+                log.warning("%s: the channel layer answers again, live updates resumed", self.group)
+                return
+
+    async def _tell(self, what: str) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                await getattr(subscriber, what)()
+            except Exception:
+                log.exception("telling %r the layer %s failed", subscriber, what)
 
 
 class Fanout:

@@ -15,7 +15,7 @@ from designer.runs import groups, queue, records, selection
 from designer.runs.models import PipelineRun, Run, StepRun
 from designer.runs.publish import publish_sync
 from designer.teams.variables import effective_variables
-from orchestrator import PHASE_ORDER, ProjectSpec, Status
+from orchestrator import PARTIAL, PHASE_ORDER, ProjectSpec, Status
 
 
 class RunRefused(Exception):
@@ -59,7 +59,7 @@ def snapshot(
 
 
 def _layout_rows(run: Run, spec: dict[str, Any], names: list[str]) -> None:
-    model = ProjectSpec.model_validate(spec)
+    model = ProjectSpec.model_validate(spec, context={PARTIAL: True})  # a preview's is cut after its step
     step_rows = []
     for position, name in enumerate(names):
         pipeline_run = PipelineRun.objects.create(run=run, name=name, position=position)
@@ -82,11 +82,13 @@ def _layout_rows(run: Run, spec: dict[str, Any], names: list[str]) -> None:
 
 
 def _announce(run: Run) -> None:
-    """After commit: show the run on the team's dashboard and wake a worker."""
+    """After commit: show the run on the team's dashboard (a preview is not listed there) and wake a
+    worker."""
     from designer.runs import worker
 
     def send() -> None:
-        publish_sync([groups.run_update_message(run)])
+        if not run.is_preview:
+            publish_sync([groups.run_update_message(run)])
         worker.wake_workers()
 
     transaction.on_commit(send)
@@ -103,26 +105,31 @@ def enqueue(
     *,
     trigger: str = "",
     logical_datetime: str = "",
+    extra: Mapping[str, Any] | None = None,
 ) -> Run:
     """Create a queued run of ``spec`` (its PipelineRun / StepRun rows included) and announce it.
 
     ``trigger`` names what started it besides a person ("schedule nightly"); ``logical_datetime`` (ISO) is
-    its ``${{ run.date }}`` / ``${{ run.datetime }}`` (blank: when it was queued)."""
+    its ``${{ run.date }}`` / ``${{ run.datetime }}`` (blank: when it was queued); ``extra``: more fields of
+    the row (a preview's, a resume's: ``designer.runs.resume``). It keeps its steps' outputs as its
+    project says."""
     names = pipelines or list(spec["pipelines"])
     with transaction.atomic():
-        run = Run.objects.create(
-            team=project.team,
-            project=project,
-            pipelines=pipelines,
-            spec=spec,
-            versions=versions,
-            variables=dict(variables or {}),
-            created_by=user if getattr(user, "is_authenticated", False) else None,
-            rerun_of=rerun_of,
-            max_attempts=settings.PIPEDECK_RUN_MAX_ATTEMPTS,
-            trigger=trigger[:200],
-            logical_datetime=logical_datetime,
-        )
+        fields: dict[str, Any] = {
+            "team": project.team,
+            "project": project,
+            "pipelines": pipelines,
+            "spec": spec,
+            "versions": versions,
+            "variables": dict(variables or {}),
+            "created_by": user if getattr(user, "is_authenticated", False) else None,
+            "rerun_of": rerun_of,
+            "max_attempts": settings.PIPEDECK_RUN_MAX_ATTEMPTS,
+            "trigger": trigger[:200],
+            "logical_datetime": logical_datetime,
+            "keep_outputs": project.keep_outputs,
+        }
+        run = Run.objects.create(**{**fields, **(extra or {})})
         _layout_rows(run, spec, names)
         _announce(run)
     return run

@@ -7,28 +7,43 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from orchestrator import Status, run_context
 
-#: the states of a run: the engine's ``Status``, except "skipped" (only a run's pipelines are skipped)
-RUN_STATES = tuple(s for s in Status if s is not Status.SKIPPED)
+#: the states of a run: the engine's ``Status``, except "skipped" (only a run's pipelines are skipped) and
+#: "reused" (only a resumed run's steps are)
+RUN_STATES = tuple(s for s in Status if s not in (Status.SKIPPED, Status.REUSED))
 RUN_STATE_CHOICES = [(s.value, s.value.capitalize()) for s in RUN_STATES]
 #: the states of a pipeline or step of a run: the engine's
 UNIT_STATE_CHOICES = [(s.value, s.value) for s in Status]
 FINISHED_STATES = frozenset(s for s in RUN_STATES if s.finished)
 
 
+class RunKind(models.TextChoices):
+    RUN = "run", "Run"
+    #: a step's preview from the editor: not listed with the runs, never loads anything
+    PREVIEW = "preview", "Preview"
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     def queued(self) -> RunQuerySet:
-        """Runs waiting for a worker (of a format this code runs), oldest first."""
-        return self.filter(state=Status.QUEUED, format__lte=RUN_FORMAT).order_by("created_at", "pk")
+        """Runs waiting for a worker (of a format this code runs): previews first (someone is waiting
+        for each in the editor), then oldest first."""
+        first = Case(When(kind=RunKind.PREVIEW, then=Value(0)), default=Value(1))
+        return self.filter(state=Status.QUEUED, format__lte=RUN_FORMAT).order_by(first, "created_at", "pk")
+
+    def listed(self) -> RunQuerySet:
+        """Runs as the dashboard, the editor's states and alerts know them: previews left out."""
+        return self.exclude(kind=RunKind.PREVIEW)
 
 
 #: the format of the spec a run stores; a worker claims only runs of a format it knows, so during an upgrade
 #: old workers leave new runs to new workers. Bump it when a stored spec changes in a way older code
 #: cannot run. 2: specs may use ``${{ run.date }}`` / ``run.datetime`` / ``run.id`` (designer/triggers).
-RUN_FORMAT = 2
+#: 3: previews (a spec cut after its step), resumes from kept outputs (designer/runs/resume.py).
+RUN_FORMAT = 3
 
 
 class Run(models.Model):
@@ -65,6 +80,19 @@ class Run(models.Model):
     cancel_requested = models.BooleanField(default=False)
     #: the last RunEvent.seq stored (events are numbered 1, 2, 3... per run, across attempts)
     last_seq = models.PositiveIntegerField(default=0)
+    # step outputs (designer/runs/outputs.py)
+    kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.RUN)
+    #: a preview's step (``phase.step_id``) of its one pipeline
+    preview_step = models.CharField(max_length=300, blank=True)
+    #: it keeps each step's table as Parquet in the team's data root (its project's setting when queued)
+    keep_outputs = models.BooleanField(default=False)
+    #: its kept files are still there (the retention rule clears it when it removes them)
+    outputs_kept = models.BooleanField(default=False)
+    #: the run whose kept outputs it reuses, and the step each of its pipelines starts at
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes"
+    )
+    resume_steps = models.JSONField(default=dict, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -87,6 +115,10 @@ class Run(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+    @property
+    def is_preview(self) -> bool:
+        return self.kind == RunKind.PREVIEW
 
     @property
     def is_draft(self) -> bool:
@@ -167,6 +199,47 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phase}.{self.step_id} ({self.state})"
+
+
+class StepOutput(models.Model):
+    """One step's output in a run, as the run's process summarised it: columns and types, row and null
+    counts (None when the table streamed and was not kept), the first rows (values cut to fit). Stored
+    with the run, never in its events."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="step_outputs")
+    pipeline = models.CharField(max_length=200)
+    phase = models.CharField(max_length=40)
+    step_id = models.CharField(max_length=200)
+    #: [[name, type], ...]
+    columns = models.JSONField(default=list)
+    rows = models.BigIntegerField(null=True, blank=True)
+    #: {column: nulls}
+    nulls = models.JSONField(null=True, blank=True)
+    #: the first rows, one list of values per row
+    sample = models.JSONField(default=list)
+    truncated = models.BooleanField(default=False)
+    #: the Parquet file of the whole table in the run's outputs folder, when kept
+    kept_file = models.CharField(max_length=300, blank=True)
+    #: the step did not run: its output is the one its run resumed from
+    reused = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "pipeline", "phase", "step_id"], name="uniq_stepoutput_step"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.pipeline}.{self.phase}.{self.step_id}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase}.{self.step_id}"
+
+    def column_names(self) -> list[str]:
+        return [str(name) for name, _ in self.columns]
 
 
 class RunEvent(models.Model):

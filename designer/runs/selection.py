@@ -13,7 +13,7 @@ from django.db.models import Max, Q
 from pydantic import ValidationError
 
 from designer.editor.models import Pipeline, PipelineVersion, Project
-from designer.runs.models import PipelineRun
+from designer.runs.models import PipelineRun, RunKind
 from orchestrator import PipelineSpec, Status
 
 
@@ -89,7 +89,9 @@ def _valid(spec: dict[str, Any]) -> bool:
 def never_succeeded(project: Project, names: Iterable[str]) -> set[str]:
     """Of ``names``, the pipelines that no run of ``project`` has completed successfully."""
     names = set(names)
-    done = PipelineRun.objects.filter(run__project=project, name__in=names, state=Status.SUCCEEDED)
+    done = PipelineRun.objects.filter(run__project=project, name__in=names, state=Status.SUCCEEDED).exclude(
+        run__kind=RunKind.PREVIEW
+    )
     return names - set(done.values_list("name", flat=True).distinct())
 
 

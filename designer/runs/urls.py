@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from designer.runs import views as runs
+from designer.runs import output_views as outputs, views as runs
 
 urlpatterns = [
     path("p/<slug:team>/<slug:project>/-/run/", runs.run_start, name="designer-run-start"),
@@ -14,4 +14,17 @@ urlpatterns = [
     path("runs/<int:run_id>/events/", runs.run_events, name="designer-run-events"),
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="designer-run-cancel"),
     path("runs/<int:run_id>/rerun/", runs.run_rerun, name="designer-run-rerun"),
+    # step outputs: a step's table, resume, the editor's preview and "run from here"
+    path("runs/<int:run_id>/output/", outputs.run_output, name="designer-run-output"),
+    path("runs/<int:run_id>/resume/", outputs.run_resume, name="designer-run-resume"),
+    path(
+        "p/<slug:team>/<slug:project>/<str:pipeline>/-/preview/",
+        outputs.step_preview,
+        name="designer-step-preview",
+    ),
+    path(
+        "p/<slug:team>/<slug:project>/<str:pipeline>/-/run-from/",
+        outputs.run_from_step,
+        name="designer-run-from",
+    ),
 ]

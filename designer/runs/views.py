@@ -20,7 +20,7 @@ from designer.runs.models import Run, RunEvent
 from designer.teams import activity
 from designer.teams.models import Role
 from designer.teams.variables import parse_value
-from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for, go_to
+from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for, go_to, next_url
 
 EVENTS_PAGE = 1000
 #: the most characters the Run form's variable overrides may hold
@@ -102,7 +102,7 @@ def _start(request: HtmxHttpRequest, project: Project, back: str) -> HttpRespons
 def run_start(request: HtmxHttpRequest, team: str, project: str) -> HttpResponse:
     """Queue a run of the project, or of the pipeline named in the form, with optional variable overrides."""
     project_obj = get_project_for(request, team, project, Role.RUNNER)
-    back = request.POST.get("next") or reverse("designer-project", kwargs={"team": team, "project": project})
+    back = next_url(request, reverse("designer-project", kwargs={"team": team, "project": project}))
     return _start(request, project_obj, back)
 
 

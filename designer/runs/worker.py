@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from designer.runs import executor, groups, isolation, queue, records
 from designer.runs.publish import publish
+from designer.runs.retention import OutputsCleaner
 from designer.triggers.loop import TriggerLoop
 from orchestrator import RunControl, Status
 
@@ -91,6 +92,7 @@ class Worker:
             thread_name_prefix=f"pipedeck-db-{self.worker_id[-6:]}",
         )
         self.triggers = TriggerLoop(self.worker_id, self.db)
+        self.outputs = OutputsCleaner(self.db)
 
     # -- thread-safe controls -------------------------------------------------------------------
     def _call_soon(self, fn: Callable[[], Any]) -> None:
@@ -157,6 +159,8 @@ class Worker:
                     await self._reap()
                 await self._claim_what_fits()
                 await self.triggers.tick()  # due schedules, backfills and alerts (designer/triggers/)
+                if not self.held:
+                    await self.outputs.tick()  # the retention rule of kept step outputs (runs/retention.py)
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(self._stopping.wait())
                 await asyncio.wait([waiter, stopper], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.text import slugify
 
+from designer import limits
+from designer.limits import check_length
 from designer.teams.models import Membership, Role, Team
 
 LAST_OWNER = "A team needs at least one owner: make someone else owner first."
@@ -104,10 +106,14 @@ def create_team(name: str, owner: Any) -> Team:
     name = name.strip()
     if not name:
         raise MembershipError("Give the team a name.")
+    try:
+        check_length("The team's name", name, limits.NAME)
+    except limits.TooLong as exc:
+        raise MembershipError(str(exc)) from None
     base = slugify(name)[:90] or "team"
     slug, n = base, 2
     while Team.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
-    team = Team.objects.create(name=name[:100], slug=slug)
+    team = Team.objects.create(name=name, slug=slug)
     Membership.objects.create(team=team, user=owner, role=Role.OWNER)
     return team

@@ -127,7 +127,8 @@ def target_of(destination: AlertDestination) -> str:
 def _after_failure(run: Run) -> bool:
     """True when the same selection of the project last finished (before ``run``) with a failure."""
     previous = (
-        Run.objects.filter(
+        Run.objects.listed()
+        .filter(
             project_id=run.project_id,
             pipelines=run.pipelines,
             state__in=(Status.FAILED, Status.SUCCEEDED),
@@ -158,7 +159,8 @@ def sweep(now: dt.datetime) -> int:
     for destination in AlertDestination.objects.all():
         decided = Delivery.objects.filter(destination=destination, run=OuterRef("pk"))
         runs = (
-            Run.objects.filter(
+            Run.objects.listed()
+            .filter(
                 project_id=destination.project_id,
                 state__in=FINISHED_STATES,
                 finished_at__gte=max(destination.created_at, now - SWEEP_WINDOW),

@@ -79,7 +79,7 @@ def _checked(
         raise ScheduleProblem("catch_up_limit", f"The limit is between 1 and {crons.MAX_SCAN}.")
     pipeline = None
     if data.pipeline:
-        pipeline = Pipeline.objects.filter(project=project, name=data.pipeline, is_template=False).first()
+        pipeline = Pipeline.objects.filter(project=project, name=data.pipeline).first()
         if pipeline is None:
             raise ScheduleProblem("pipeline", f"No pipeline named {data.pipeline} in this project.")
     values = dict(data.variables or {})

@@ -81,7 +81,7 @@ def _checked(project: Project, name: str, pipeline_name: str, rate_limit: int) -
         raise WebhookProblem("rate_limit", "The rate limit is between 1 and 10000 calls a minute.")
     if not pipeline_name:
         return None
-    pipeline = Pipeline.objects.filter(project=project, name=pipeline_name, is_template=False).first()
+    pipeline = Pipeline.objects.filter(project=project, name=pipeline_name).first()
     if pipeline is None:
         raise WebhookProblem("pipeline", f"No pipeline named {pipeline_name} in this project.")
     return pipeline

@@ -41,6 +41,12 @@ def __getattr__(name: str) -> Any:
 
 #: ``json_schema_extra`` of an ``Args`` field that may hold ``${{ secrets.X }}`` (a DSN, a header, a token)
 SECRET_FIELD: JsonDict = {"secret": True}
+#: ``json_schema_extra`` of an ``Args`` field naming columns of the step's input (a name or a list of names):
+#: the editor offers the input's columns once a preview or a run knows them, validation flags a name the
+#: input does not have
+COLUMN_NAMES: JsonDict = {"input_columns": "names"}
+#: ... of a mapping whose keys are columns of the step's input (rename, cast, fill nulls)
+COLUMN_KEYS: JsonDict = {"input_columns": "keys"}
 
 
 @functools.cache
@@ -76,6 +82,10 @@ class StepContext:
     on_progress: Callable[[int, int | None], None] = field(default=lambda rows, total: None, repr=False)
     #: where the step may connect (HTTP hosts, database servers)
     network: EgressPolicy = field(default_factory=EgressPolicy.open)
+    #: a preview's limit: an extract step should read at most this many rows, pushing the limit down to
+    #: its source where it can (``LIMIT`` in SQL, ``n_rows`` for files, one page for HTTP); None: all rows.
+    #: The engine cuts what an extract step returns to the limit either way.
+    row_limit: int | None = None
 
     def progress(self, rows: int, total: int | None = None) -> None:
         """Report rows handled so far (and the total when known): becomes a progress event."""

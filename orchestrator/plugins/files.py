@@ -52,7 +52,7 @@ async def _scan(
     if columns:
         require_columns(plan, columns)
         plan = plan.select(columns)
-    if sum(f.stat().st_size for f in files) > EAGER_BYTES:
+    if ctx.row_limit is None and sum(f.stat().st_size for f in files) > EAGER_BYTES:
         return plan
     with polars_errors(what=what):
         frame = await asyncio.to_thread(plan.collect)
@@ -102,6 +102,7 @@ class CsvExtract(ExtractPlugin):
             has_header=args.has_header,
             infer_schema_length=10_000,
             try_parse_dates=args.parse_dates,
+            n_rows=ctx.row_limit,
         )
         what = f"cannot read CSV {_names(files, ctx.data_root)}"
         if not args.has_header:  # name columns column_1, column_2... whatever the Polars version does
@@ -126,7 +127,7 @@ class ParquetExtract(ExtractPlugin):
 
     async def extract(self, ctx: StepContext) -> Frame:
         files = input_files(ctx.data_root, self.args.path)
-        plan = pl.scan_parquet(files)
+        plan = pl.scan_parquet(files, n_rows=ctx.row_limit)
         return await _scan(ctx, plan, None, f"cannot read Parquet {_names(files, ctx.data_root)}", files)
 
 
@@ -153,12 +154,15 @@ class JsonExtract(ExtractPlugin):
         files = input_files(ctx.data_root, args.path)
         what = f"cannot read JSON {_names(files, ctx.data_root)}"
         if args.lines:
-            return await _scan(ctx, pl.scan_ndjson(files, infer_schema_length=10_000), None, what, files)
+            plan = pl.scan_ndjson(files, infer_schema_length=10_000, n_rows=ctx.row_limit)
+            return await _scan(ctx, plan, None, what, files)
         with polars_errors(what=what):
             frames = await asyncio.to_thread(
                 lambda: [pl.read_json(f, infer_schema_length=None) for f in files]
             )
             frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        if ctx.row_limit is not None:  # an array is parsed whole: the limit applies after
+            frame = frame.head(ctx.row_limit)
         ctx.progress(frame.height, frame.height)
         return frame
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from orchestrator.plugins.base import PluginError, StepContext, TransformPlugin
+from orchestrator.plugins.base import COLUMN_KEYS, COLUMN_NAMES, PluginError, StepContext, TransformPlugin
 from orchestrator.plugins.expressions import (
     AGGREGATES,
     checked,
@@ -35,7 +35,9 @@ _EXPR: JsonDict = {"format": "expression"}
 class ColumnsArgs(BaseModel):
     model_config = _CONFIG
 
-    columns: list[str] = Field(min_length=1, description="Column names", examples=[["id", "amount"]])
+    columns: list[str] = Field(
+        min_length=1, description="Column names", examples=[["id", "amount"]], json_schema_extra=COLUMN_NAMES
+    )
 
 
 class SelectColumns(TransformPlugin):
@@ -64,7 +66,10 @@ class RenameColumnsArgs(BaseModel):
     model_config = _CONFIG
 
     mapping: dict[str, str] = Field(
-        min_length=1, description="Old name -> new name", examples=[{"amt": "amount", "cust": "customer_id"}]
+        min_length=1,
+        description="Old name -> new name",
+        examples=[{"amt": "amount", "cust": "customer_id"}],
+        json_schema_extra=COLUMN_KEYS,
     )
 
 
@@ -183,6 +188,7 @@ class CastColumnsArgs(BaseModel):
         min_length=1,
         description=f"Column -> type. Types: {TYPE_NAMES}. A value that does not convert fails the step",
         examples=[{"amount": "float", "customer_id": "int", "ts": "datetime"}],
+        json_schema_extra=COLUMN_KEYS,
     )
 
 
@@ -207,6 +213,7 @@ class AggregateArgs(BaseModel):
         default_factory=list,
         description="Group by these columns (none: one row for the table)",
         examples=[["country"]],
+        json_schema_extra=COLUMN_NAMES,
     )
     aggs: dict[str, str] = Field(
         min_length=1,
@@ -240,7 +247,9 @@ class Aggregate(TransformPlugin):
 class SortRowsArgs(BaseModel):
     model_config = _CONFIG
 
-    by: str | list[str] = Field(description="Column(s) to sort by", examples=[["country", "amount"]])
+    by: str | list[str] = Field(
+        description="Column(s) to sort by", examples=[["country", "amount"]], json_schema_extra=COLUMN_NAMES
+    )
     descending: bool | list[bool] = Field(
         default=False,
         description="Largest first (one flag, or one per column)",
@@ -273,6 +282,7 @@ class DeduplicateArgs(BaseModel):
         default=None,
         description="Rows are duplicates when these columns match (all columns when empty)",
         examples=[["order_id"]],
+        json_schema_extra=COLUMN_NAMES,
     )
     keep: Literal["first", "last"] = Field(
         default="first", description="Which of the duplicates to keep", examples=["first"]
@@ -299,6 +309,7 @@ class FillNullArgs(BaseModel):
         min_length=1,
         description="Column -> value replacing its nulls",
         examples=[{"amount": 0, "country": "unknown"}],
+        json_schema_extra=COLUMN_KEYS,
     )
 
 

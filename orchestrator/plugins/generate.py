@@ -172,7 +172,8 @@ class GenerateRows(ExtractPlugin):
 
     async def extract(self, ctx: StepContext) -> pl.DataFrame:
         args: GenerateRowsArgs = self.args
-        plan = generate_frame(args.rows, args.columns, args.seed)
+        rows = args.rows if ctx.row_limit is None else min(args.rows, ctx.row_limit)
+        plan = generate_frame(rows, args.columns, args.seed)
         with polars_errors(what="generate_rows"):
             frame = await asyncio.to_thread(plan.collect)
         ctx.progress(frame.height, frame.height)

@@ -237,6 +237,8 @@ class HttpExtract(ExtractPlugin):
             records.extend(page)
             pages += 1
             ctx.progress(len(records), None)
+            if ctx.row_limit is not None:  # a preview: one page is enough
+                return records[: ctx.row_limit]
             url, params = self._next(paging, response, document, page, url, params)
         return records
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.plugins.base import MergePlugin, PluginError, StepContext
+from orchestrator.plugins.base import COLUMN_NAMES, MergePlugin, PluginError, StepContext
 from orchestrator.plugins.expressions import available, columns_of, polars_errors
 from orchestrator.plugins.lazy import LazyModule
 
@@ -36,6 +36,7 @@ class JoinMergeArgs(BaseModel):
     on: str | list[str] = Field(
         description="Join key column(s), present in every extract output",
         examples=["customer_id", ["id", "day"]],
+        json_schema_extra=COLUMN_NAMES,
     )
     how: Literal["inner", "left", "full", "semi", "anti"] = Field(
         default="inner",

@@ -100,10 +100,21 @@ class SqlExtractArgs(BaseModel):
         return self
 
 
-def _extract(db: Database, args: SqlExtractArgs, *, progress: Any, cancel: threading.Event) -> pl.DataFrame:
+def limited(query: str, rows: int | None) -> str:
+    """``query`` returning at most ``rows`` rows (a preview's limit, pushed down to the server)."""
+    if rows is None:
+        return query
+    body = query.strip().rstrip(";").rstrip()
+    return f"SELECT * FROM ({body}) AS pipedeck_preview LIMIT {int(rows)}"
+
+
+def _extract(
+    db: Database, args: SqlExtractArgs, limit: int | None, *, progress: Any, cancel: threading.Event
+) -> pl.DataFrame:
     conn = connect(db)
     try:
         query = args.query or _table_query(db, conn, args.table or "", args.columns)
+        query = limited(query, limit)
         cursor = _streaming_cursor(db, conn)
         cursor.execute(query)
         if cursor.description is None:
@@ -166,7 +177,7 @@ class SqlExtract(ExtractPlugin):
 
     async def extract(self, ctx: StepContext) -> pl.DataFrame:
         db = parse_dsn(self.args.dsn, ctx.data_root, ctx.network)
-        frame = await run_sync(ctx, _extract, db, self.args)
+        frame = await run_sync(ctx, _extract, db, self.args, ctx.row_limit)
         ctx.progress(frame.height, frame.height)
         return frame
 

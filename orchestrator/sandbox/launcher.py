@@ -199,8 +199,10 @@ class Sandbox:
         request: RunRequest,
         on_events: Callable[[list[dict[str, Any]]], None],
         control: RunControl,
+        on_outputs: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> ChildExit:
-        """Run ``request`` in a new child; ``on_events`` gets each batch of its events (on this loop).
+        """Run ``request`` in a new child; ``on_events`` gets each batch of its events, ``on_outputs`` each
+        batch of its steps' output summaries (``StepOutput.to_dict()``), both on this loop.
 
         Cancelling ``control`` stops the child (politely, then by force); cancelling the awaiting task
         (the worker shuts down) kills it at once.
@@ -232,6 +234,10 @@ class Sandbox:
                 stopper.cancel(None)
             stopper.timers.append(loop.call_later(request.limits.wall_seconds, stopper.stop, "timeout", 0.0))
             while (message := await read_frame(reader)) is not None:
+                if "outputs" in message:
+                    if on_outputs is not None:
+                        on_outputs(message["outputs"] or [])
+                    continue
                 on_events(message.get("events") or [])
             wait_status = await _read_json(status, "status", CANCEL_GRACE + KILL_GRACE + 5)
         except BaseException:

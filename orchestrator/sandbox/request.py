@@ -25,6 +25,14 @@ class RunRequest:
     #: ``EgressPolicy.to_dict()``
     network: dict[str, Any] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    #: what to keep of each step's output (None: nothing): ``directory`` (relative to the data root; None:
+    #: summaries only), ``sample_rows``, ``sample_bytes``, ``value_chars``, ``compression``
+    outputs: dict[str, Any] | None = None
+    #: where the run resumes: ``directory`` (an earlier run's kept outputs, relative to the data root) and
+    #: ``steps`` ({pipeline: step key})
+    resume: dict[str, Any] | None = None
+    #: a preview: ``pipeline``, ``step`` (its key) and ``row_limit``; the spec is cut after the step
+    preview: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**vars(self), "limits": self.limits.to_dict()}

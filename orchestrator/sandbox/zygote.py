@@ -30,6 +30,7 @@ HEAVY_LIBRARIES = ("polars", "httpx", "psycopg", "pymysql")
 
 def preload(modules: Sequence[str]) -> None:
     """Import what every run needs (the engine, the plugins and their libraries) before forking."""
+    import orchestrator.flow  # noqa: F401 - kept outputs and resumes (web runs keep their outputs)
     import orchestrator.sandbox.child  # noqa: F401 - imported for the children
     from orchestrator.plugins.registry import registry
 

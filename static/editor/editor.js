@@ -222,6 +222,47 @@
     rows.appendChild(copy);
   });
 
+  // The columns a step reads (once a preview or run reported them): a click puts one in its field, as a
+  // new line of a list, an item of a YAML list, the next empty key of a mapping, or at the cursor of SQL.
+  document.addEventListener("click", function (evt) {
+    const pick = evt.target.closest(".column-pick");
+    if (!pick) return;
+    const picks = pick.closest(".column-picks");
+    const column = pick.dataset.column;
+    const kind = picks.dataset.kind, widget = picks.dataset.widget;
+    if (kind === "keys") {
+      const rows = picks.parentElement.querySelector(".kv-rows");
+      let empty = [...rows.querySelectorAll("input[name$='-key']")].find(function (i) { return !i.value; });
+      if (!empty) {
+        picks.parentElement.querySelector(".kv-add").click();
+        empty = rows.querySelector(".kv-row:last-child input[name$='-key']");
+      }
+      empty.value = column;
+      empty.focus();
+      return;
+    }
+    const field = document.getElementById(picks.dataset.for);
+    if (!field) return;
+    const text = field.value;
+    if (kind === "expression") {
+      const at = field.selectionStart ?? text.length;
+      field.value = text.slice(0, at) + column + text.slice(field.selectionEnd ?? at);
+      field.selectionStart = field.selectionEnd = at + column.length;
+    } else if (widget === "list") {
+      const items = text.split("\n").map(function (l) { return l.trim(); }).filter(Boolean);
+      if (!items.includes(column)) items.push(column);
+      field.value = items.join("\n");
+    } else if (widget === "yaml") { // a name, or a YAML list of names
+      const trimmed = text.trim();
+      if (!trimmed) field.value = column;
+      else if (trimmed.startsWith("-")) field.value = trimmed + "\n- " + column;
+      else field.value = "- " + trimmed + "\n- " + column;
+    } else {
+      field.value = column;
+    }
+    field.focus();
+  });
+
   // Mark the step whose form is open.
   document.addEventListener("htmx:beforeRequest", function (evt) {
     const opener = evt.detail.elt.closest && evt.detail.elt.closest(".step-open");

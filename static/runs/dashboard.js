@@ -49,9 +49,18 @@
 
   const list = document.getElementById("run-list");
   if (list) {
-    window.pipedeckTeamRuns(list.dataset.team, update, (live, reopened) => {
-      document.body.dataset.runsLive = live ? "1" : "0";
-      if (live && reopened) refresh();
-    });
+    window.pipedeckTeamRuns(
+      list.dataset.team,
+      update,
+      (live, reopened) => {
+        document.body.dataset.runsLive = live ? "1" : "0";
+        if (live && reopened) refresh();
+      },
+      (paused) => {
+        const notice = document.getElementById("live-paused");
+        if (notice) notice.hidden = !paused;
+        if (!paused) refresh(); // rows that changed while live updates were paused
+      },
+    );
   }
 })();

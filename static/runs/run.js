@@ -45,6 +45,8 @@
     if (cancel) cancel.hidden = finished;
     const retry = document.getElementById("retry-form");
     if (retry) retry.hidden = !(state === "failed" || state === "cancelled");
+    const resume = document.getElementById("resume-form");
+    if (resume) resume.hidden = !(state === "failed" || state === "cancelled");
     if (error !== undefined) showError(document.getElementById("run-error"), error);
   }
 
@@ -95,9 +97,17 @@
   function stepSource(box) {
     return `${box.dataset.pipeline}.${box.dataset.phase}.${box.dataset.step}`;
   }
+  // -- the step's output (its first rows, columns, counts), rendered by the server ------------------
+  function showOutput(box) {
+    const query = new URLSearchParams({ pipeline: box.dataset.pipeline, step: `${box.dataset.phase}.${box.dataset.step}` });
+    htmx.ajax("GET", `${root.dataset.outputUrl}?${query}`, { target: "#step-output", swap: "innerHTML" });
+  }
   document.addEventListener("click", (event) => {
     const box = event.target.closest(".run-step");
-    if (box) filterLog(logFilter === stepSource(box) ? null : stepSource(box));
+    if (box) {
+      filterLog(logFilter === stepSource(box) ? null : stepSource(box));
+      showOutput(box);
+    }
   });
   document.addEventListener("keydown", (event) => {
     const box = event.target.closest && event.target.closest(".run-step");
@@ -246,6 +256,11 @@
     onEvent(ev) { apply(ev); root.dataset.lastSeq = String(ev.seq); },
     onLive(connected) { root.dataset.connected = connected ? "1" : "0"; },
     onSynced() { root.dataset.synced = "1"; },
+    onPaused(paused) {
+      root.dataset.paused = paused ? "1" : "0";
+      const notice = document.getElementById("live-paused");
+      if (notice) notice.hidden = !paused;
+    },
   });
   window.pipedeckRun = live; // receive(events), drop(), lastSeq: for tests and the console
 })();

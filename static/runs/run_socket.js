@@ -1,6 +1,7 @@
 // One run's events, live, for every page that follows a run (the run page, the editor's step badges).
 //
-// pipedeckRunSocket(runId, {eventsUrl, onEvent, onLive, onSynced}) connects to /ws/runs/<id>/?after=<seq>;
+// pipedeckRunSocket(runId, {eventsUrl, onEvent, onLive, onSynced, onPaused}) connects to
+// /ws/runs/<id>/?after=<seq>;
 // the server replays the stored events after that seq, says "synced", then sends live batches. Events carry
 // a gapless `seq` (1, 2, 3... per run), so each reaches onEvent exactly once and in order:
 //   - a duplicate (seq already seen: a replay overlapping live messages) is skipped;
@@ -8,6 +9,8 @@
 //     (?after=<last seq>), then goes on;
 //   - a dropped socket reconnects by itself (250 ms, doubling up to 5 s, with jitter) with ?after=<last
 //     seq>, so nothing is missed and nothing repeats. A 4403 close (not allowed) or close() ends it.
+// onPaused(true) when the server's channel layer is down (it then sends what is stored every few seconds),
+// onPaused(false) when it is back and the server has caught up.
 // The handle: receive(events) (what a socket message does), drop(pauseMs) (cut the connection as a network
 // fault would; tests use it), close(), lastSeq. Every open handle is in window.pipedeckRunSockets.
 (function () {
@@ -21,6 +24,7 @@
     const { eventsUrl, onEvent } = options;
     const onLive = options.onLive || function () {};
     const onSynced = options.onSynced || function () {};
+    const onPaused = options.onPaused || function () {};
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     let lastSeq = 0, syncing = false, held = [], socket = null, retryMs = FIRST_RETRY_MS;
     let closed = false, timer = null;
@@ -70,11 +74,13 @@
       if (closed) return;
       const ws = new WebSocket(`${scheme}://${location.host}/ws/runs/${runId}/?after=${lastSeq}`);
       socket = ws;
-      ws.onopen = () => { retryMs = FIRST_RETRY_MS; onLive(true); };
+      ws.onopen = () => { retryMs = FIRST_RETRY_MS; onPaused(false); onLive(true); };
       ws.onmessage = (message) => {
         const data = JSON.parse(message.data);
         if (data.type === "events") receive(data.events);
         else if (data.type === "synced") onSynced(data.last_seq);
+        else if (data.type === "paused") onPaused(true);
+        else if (data.type === "resumed") onPaused(false);
       };
       ws.onclose = (event) => {
         if (socket !== ws) return; // replaced by drop() or close()

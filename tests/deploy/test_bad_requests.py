@@ -32,3 +32,43 @@ async def test_an_unknown_websocket_route_is_closed_with_4404(path: str) -> None
         closed["type"] == "websocket.close" and closed["code"] == NOT_FOUND
     )
     await communicator.wait()
+
+
+@pytest.mark.django_db
+def test_a_team_name_over_its_limit_is_refused_with_a_message_and_not_stored() -> None:
+    from designer.teams.models import Team
+    from tests.factory import make_user
+
+    client = Client()
+    client.force_login(make_user("ann"))
+    response = client.post("/teams/", {"name": "x" * 100_000})
+    assert response.status_code == 200
+    assert b"100,000 characters long; it may have at most 100." in response.content
+    assert not Team.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_form_post_over_the_size_limit_gets_a_clean_400() -> None:
+    from tests.factory import make_user
+
+    client = Client(raise_request_exception=False)
+    client.force_login(make_user("ann"))
+    response = client.post("/teams/", {"name": "t", "description": "d" * (3 * 1024 * 1024)})
+    assert response.status_code == 400
+    assert b"<html" in response.content.lower()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "http:evil.example"])
+def test_next_never_leaves_the_site(alice_client: Client, project: object, target: str) -> None:
+    from tests.factory import make_pipeline
+
+    pipeline = make_pipeline(project, "orders")  # type: ignore[arg-type]
+    refused = alice_client.post("/p/acme/sales/-/run/", {"pipeline": "nope", "next": target})
+    assert refused.status_code == 302 and refused["Location"] == "/p/acme/sales/"
+    toggled = alice_client.post(
+        f"/p/acme/sales/{pipeline.name}/template/", {"is_template": "1", "next": target}
+    )
+    assert toggled.status_code == 302 and toggled["Location"] == "/t/acme/library/"
+    kept = alice_client.post("/p/acme/sales/-/run/", {"pipeline": "nope", "next": "/t/acme/runs/"})
+    assert kept["Location"] == "/t/acme/runs/"

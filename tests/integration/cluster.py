@@ -77,15 +77,15 @@ def _reachable(host: str, port: int) -> bool:
 class Cluster:
     """A fresh database, N worker processes and a Daphne process sharing PostgreSQL and Redis.
 
-    ``database_port`` puts something (a TCP proxy) between the processes and PostgreSQL.
+    ``database_port`` and ``redis_port`` put something (a TCP proxy) between the processes and the services.
     """
 
-    def __init__(self, database_port: int = 5432) -> None:
+    def __init__(self, database_port: int = 5432, redis_port: int = 6379) -> None:
         self.db = f"pipedeck_scaleout_{uuid.uuid4().hex[:8]}"
         self.env = {
             **os.environ,
             "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{database_port}/{self.db}",
-            "REDIS_URL": REDIS,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/7",
             "PIPEDECK_INPROCESS_WORKER": "false",
             "PIPEDECK_WORKER_LEASE": str(LEASE),
             "PIPEDECK_WORKER_POLL": "0.2",
@@ -222,11 +222,15 @@ def services_or_skip() -> None:
 
 @contextlib.contextmanager
 def running_cluster(
-    workers: dict[str, float] | None = None, *, database_port: int = 5432, daphne: bool = True
+    workers: dict[str, float] | None = None,
+    *,
+    database_port: int = 5432,
+    redis_port: int = 6379,
+    daphne: bool = True,
 ) -> Iterator[Cluster]:
     """A started cluster with ``workers`` (name -> lease; default three of ``LEASE``) and a Daphne."""
     services_or_skip()
-    c = Cluster(database_port)
+    c = Cluster(database_port, redis_port)
     c.start()
     try:
         c.session = c.shell(SETUP)["session"]

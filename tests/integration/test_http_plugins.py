@@ -231,3 +231,15 @@ async def test_http_load_failure_says_what_was_sent(api, ctx):
         await HttpLoad({"url": f"{api.url}/in", "batch_size": 2}).load(ctx, data)
     assert str(err.value).startswith("batch 2 (rows 3-4): POST ")
     assert str(err.value).endswith("; 2 rows in 1 batches were sent before it")
+
+
+async def test_a_preview_fetches_one_page(api, tmp_path):
+    def pages(query: dict[str, str], body: bytes) -> Reply:
+        page = int(query["page"])
+        return ok({"data": ITEMS[(page - 1) * 3 : page * 3]})
+
+    api.routes["/items"] = pages
+    args = {"url": f"{api.url}/items", "records_path": "data", "pagination": {"type": "page", "size": 3}}
+    frame = await HttpExtract(args).extract(make_ctx(tmp_path, row_limit=2))
+    assert frame["id"].to_list() == [1, 2]
+    assert len(api.requests) == 1

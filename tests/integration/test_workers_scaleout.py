@@ -43,6 +43,7 @@ async def _watch(cluster: Cluster, ids_ready: asyncio.Future[list[int]]) -> tupl
         updates: list[dict] = []
         while not any(u["id"] == run_id and u["state"] == "succeeded" for u in updates):
             message = json.loads(await asyncio.wait_for(team_ws.recv(), 20))
+            assert message["type"] == "run", message  # (a "paused" would mean Redis failed here)
             updates.append(message["run"])
     return events, updates
 

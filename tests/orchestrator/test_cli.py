@@ -230,3 +230,48 @@ def screen(text: str) -> list[str]:
         else:
             lines.extend(chunk.splitlines())
     return lines
+
+
+RESUMABLE = """\
+pipelines:
+  orders:
+    type: ETL
+    phases:
+      extract:
+        steps:
+          - {id: read, plugin: csv_extract, args: {path: orders.csv}}
+      transform:
+        steps:
+          - {id: big, plugin: filter_rows, args: {expr: amount > 10}}
+          - {id: typed, plugin: cast_columns, args: {types: {note: Int64}}}
+      load:
+        steps:
+          - {id: write, plugin: csv_load, args: {path: out/orders.csv}}
+"""
+
+
+def test_keep_outputs_then_resume_from_the_failed_step(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text(RESUMABLE)
+    (tmp_path / "orders.csv").write_text("id,amount,note\n1,5,x\n2,20,y\n3,30,7\n")
+    failed = cli("run", "run.yaml", "--keep-outputs", "kept", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert sorted(p.name for p in (tmp_path / "kept" / "orders").iterdir()) == [
+        "extract.read.parquet",
+        "manifest.json",
+        "transform.big.parquet",
+    ]
+    (tmp_path / "orders.csv").unlink()  # extract cannot run again: the resume must not need it
+    (tmp_path / "run.yaml").write_text(RESUMABLE.replace("amount > 10", "amount > 1"))
+    edited = cli("run", "run.yaml", "--resume", "kept", cwd=tmp_path)
+    assert edited.returncode == 2 and "changed before step 'typed'" in edited.stderr
+    (tmp_path / "run.yaml").write_text(RESUMABLE.replace("note: Int64", "id: Int32"))  # the fix
+    resumed = cli("run", "run.yaml", "--resume", "kept", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "orders extract/read: reused" in resumed.stdout
+    assert (tmp_path / "out" / "orders.csv").read_text().splitlines() == [
+        "id,amount,note",
+        "2,20,y",
+        "3,30,7",
+    ]
+    again = cli("run", "run.yaml", "--resume", "kept", cwd=tmp_path)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr

@@ -110,6 +110,38 @@ def test_columns_are_checked_once_the_previous_steps_schema_is_known() -> None:
     }
 
 
+def test_arguments_naming_columns_are_checked_too() -> None:
+    spec = pipeline(
+        step("keep", "select_columns", columns=["id", "gone"]),
+        step("names", "rename_columns", mapping={"id": "key", "old": "new"}),
+        step("order", "sort_rows", by="key"),
+    )
+    found = problems(spec, columns={"read": ["id", "amount"], "keep": ["id"], "names": ["key"]})
+    assert found == {
+        "phases.transform.steps[0].args.columns[1]": (
+            "column 'gone' is not produced by the previous step 'read' (its columns: id, amount)"
+        ),
+        "phases.transform.steps[1].args.mapping.old": (
+            "column 'old' is not produced by the previous step 'keep' (its columns: id)"
+        ),
+    }
+    joined = {
+        "type": "ETL",
+        "phases": {
+            "extract": {
+                "steps": [step("a", "csv_extract", path="a.csv"), step("b", "csv_extract", path="b.csv")],
+                "merge": step("join", "join_merge", on=["id", "day"]),
+            },
+            "load": {"steps": [step("write", "csv_load", path="out.csv")]},
+        },
+    }
+    assert problems(joined, columns={"a": ["id", "day"], "b": ["id"]}) == {
+        "phases.extract.merge.args.on[1]": (
+            "column 'day' is not produced by the previous step 'a, b' (its columns: id)"
+        )
+    }
+
+
 NEEDS_OUTSIDE = """\
 pipelines:
   b:

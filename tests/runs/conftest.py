@@ -36,3 +36,25 @@ def worker_thread() -> Iterator[Worker]:
     worker.stop()
     thread.join(10)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def fresh_layer() -> Iterator[None]:
+    """The in-memory layer binds its queues to one event loop: give each test its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
+    """Websocket headers of ``user``'s logged-in session (cookie, same-origin)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return [
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+        (b"origin", b"http://testserver"),
+    ]

@@ -8,15 +8,15 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from designer.routing import websocket_urlpatterns
 from designer.runs import consumers, groups, queue, records
 from designer.runs.launch import start_run
 from tests.factory import add_member, make_user
+from tests.runs.conftest import session_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,20 +24,8 @@ application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
 
 @pytest.fixture(autouse=True)
-def fresh_layer():  # type: ignore[no-untyped-def]
-    """The in-memory layer binds its queues to one event loop: give each test its own."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-def _cookie(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return [
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-        (b"origin", b"http://testserver"),
-    ]
+def _fresh_layer(fresh_layer):  # type: ignore[no-untyped-def]
+    """Every test here gets its own in-memory layer."""
 
 
 def _event(n: int) -> dict:
@@ -86,7 +74,7 @@ async def test_late_client_gets_history_after_its_seq_then_live_without_duplicat
     run, claim = claimed_run
     await sync_to_async(_store)(claim, 1, 3)
     comm = WebsocketCommunicator(
-        application, f"/ws/runs/{run.pk}/?after=1", headers=await sync_to_async(_cookie)(alice)
+        application, f"/ws/runs/{run.pk}/?after=1", headers=await sync_to_async(session_headers)(alice)
     )
     connected, _ = await comm.connect()
     assert connected
@@ -119,7 +107,7 @@ async def test_events_published_while_history_is_replayed_are_neither_lost_nor_r
 
     monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", racing_replay)
     comm = WebsocketCommunicator(
-        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(alice)
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(session_headers)(alice)
     )
     assert (await comm.connect())[0]
     seqs = await _receive_seqs(comm)
@@ -135,11 +123,11 @@ async def test_anonymous_and_non_members_are_refused_with_4403(claimed_run, bob)
     anonymous = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/")
     assert await anonymous.connect() == (False, consumers.FORBIDDEN)
     outsider = WebsocketCommunicator(
-        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(bob)
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(session_headers)(bob)
     )
     assert await outsider.connect() == (False, consumers.FORBIDDEN)
     team_outsider = WebsocketCommunicator(
-        application, "/ws/teams/acme/runs/", headers=await sync_to_async(_cookie)(bob)
+        application, "/ws/teams/acme/runs/", headers=await sync_to_async(session_headers)(bob)
     )
     assert await team_outsider.connect() == (False, consumers.FORBIDDEN)
 
@@ -148,7 +136,7 @@ async def test_a_viewer_may_watch_and_the_team_list_sees_new_runs(sleep_project,
     viewer = await sync_to_async(make_user)("vera")
     await sync_to_async(add_member)(team, viewer, "viewer")
     comm = WebsocketCommunicator(
-        application, f"/ws/teams/{team.slug}/runs/", headers=await sync_to_async(_cookie)(viewer)
+        application, f"/ws/teams/{team.slug}/runs/", headers=await sync_to_async(session_headers)(viewer)
     )
     assert (await comm.connect())[0]
     run = await sync_to_async(start_run)(sleep_project, viewer)
@@ -159,7 +147,7 @@ async def test_a_viewer_may_watch_and_the_team_list_sees_new_runs(sleep_project,
 
 async def test_many_websockets_on_one_run_share_one_layer_subscription(claimed_run, alice):
     run, claim = claimed_run
-    headers = await sync_to_async(_cookie)(alice)
+    headers = await sync_to_async(session_headers)(alice)
     comms = [WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers) for _ in range(10)]
     for comm in comms:
         assert (await comm.connect())[0]
@@ -180,7 +168,7 @@ async def test_many_websockets_on_one_run_share_one_layer_subscription(claimed_r
 
 async def test_clients_joining_while_a_run_streams_each_see_every_event_once_in_order(claimed_run, alice):
     run, claim = claimed_run
-    headers = await sync_to_async(_cookie)(alice)
+    headers = await sync_to_async(session_headers)(alice)
     total, clients = 60, []
 
     async def join() -> None:
@@ -217,7 +205,7 @@ async def test_a_replay_that_fails_leaves_no_subscription_behind(claimed_run, al
 
     monkeypatch.setattr(consumers.RunEventsConsumer, "_stored_after", broken_history)
     comm = WebsocketCommunicator(
-        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(_cookie)(alice)
+        application, f"/ws/runs/{run.pk}/", headers=await sync_to_async(session_headers)(alice)
     )
     await comm.connect()
     with pytest.raises(RuntimeError, match="database unavailable"):

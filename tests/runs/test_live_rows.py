@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
-from channels.layers import channel_layers
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -16,25 +15,14 @@ from designer.routing import websocket_urlpatterns
 from designer.runs import dashboard, groups, launch
 from designer.runs.launch import start_run
 from designer.runs.models import Run
+from tests.runs.conftest import session_headers
 
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 
 
 @pytest.fixture(autouse=True)
-def fresh_layer():  # type: ignore[no-untyped-def]
-    """The in-memory layer binds its queues to one event loop: give each test its own."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-def _headers(user) -> list[tuple[bytes, bytes]]:  # type: ignore[no-untyped-def]
-    client = Client()
-    client.force_login(user)
-    return [
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-        (b"origin", b"http://testserver"),
-    ]
+def _fresh_layer(fresh_layer):  # type: ignore[no-untyped-def]
+    """Every test here gets its own in-memory layer."""
 
 
 def _dashboard(client: Client, run: Run) -> str:
@@ -46,7 +34,7 @@ async def test_the_team_socket_pushes_the_row_the_dashboard_renders(sleep_projec
     comm = WebsocketCommunicator(
         application,
         f"/ws/teams/{sleep_project.team.slug}/runs/",
-        headers=await sync_to_async(_headers)(alice),
+        headers=await sync_to_async(session_headers)(alice),
     )
     assert (await comm.connect())[0]
     run = await sync_to_async(start_run)(sleep_project, alice)

@@ -128,17 +128,20 @@ def test_graceful_stop_requeues_what_the_worker_still_holds(project, alice):
 
 
 def test_a_worker_whose_run_was_taken_away_stops_it_and_writes_nothing(project, alice, worker_thread):
-    from django.db import connection
+    from django.db import connection, transaction
 
     from designer.runs import queue
 
     make_pipeline(project, "slow", spec=SLOW)
     run = start_run(project, alice)
     wait_for(lambda: StepRun.objects.filter(pipeline_run__run=run, step_id="wait", state="running").exists())
-    with connection.cursor() as cursor:  # the lease "expires": the reaper re-queues, another worker claims
-        cursor.execute("UPDATE designer_run SET lease_expires_at = '2000-01-01' WHERE id = %s", [run.pk])
-    assert [r.requeued for r in queue.reap_lost_runs()] == [True]
-    other = queue.claim_next_run("other-worker", lease=60)
+    # The lease "expires": the reaper re-queues, another worker claims. In one transaction: the test's
+    # worker polls the queue every 50 ms and would otherwise claim the re-queued run itself first.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE designer_run SET lease_expires_at = '2000-01-01' WHERE id = %s", [run.pk])
+        assert [r.requeued for r in queue.reap_lost_runs()] == [True]
+        other = queue.claim_next_run("other-worker", lease=60)
     assert other is not None and other.attempt == 2
     stored = RunEvent.objects.filter(run=run).count()
     wait_for(lambda: not worker_thread.held, timeout=10)  # its heartbeat was refused: it cancelled its run

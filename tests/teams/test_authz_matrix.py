@@ -114,6 +114,12 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "designer-run-events": (get(V),),
     "designer-run-cancel": (post(R),),
     "designer-run-rerun": (post(R),),
+    # step outputs: readable by whoever may see the run; resume and "run from here" are runs (runner);
+    # a preview runs the draft (editor)
+    "designer-run-output": (get(V, data={"pipeline": "orders", "step": "extract.wait"}),),
+    "designer-run-resume": (post(R),),
+    "designer-step-preview": (post(E, data={"phase": "extract", "id": "wait"}),),
+    "designer-run-from": (post(R, data={"phase": "load", "id": "sink"}),),
     # teams: settings, members, secrets, variables, activity
     "designer-teams": (get(SIGNED_IN), Rule(SIGNED_IN, "post", data={"name": "Brand new"})),
     "designer-team-settings": (get(V),),

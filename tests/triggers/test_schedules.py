@@ -271,3 +271,12 @@ def test_the_dashboard_lists_the_teams_schedules_with_next_and_last_run(
     part = alice_client.get("/t/acme/schedules/", HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in part and 'data-schedule="nightly"' in part
     assert f'href="/runs/{run.pk}/"' in part and "2026-11-02 02:00 UTC" in part
+
+
+def test_a_template_pipeline_is_scheduled_and_fires_like_any_other(project, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    """A template runs on a schedule too: "template" only controls sharing."""
+    make_pipeline(project, "orders", is_template=True)
+    fake_clock.set(at(2026, 11, 1, 0, 30))
+    make_schedule(project, "0 1 * * *", pipeline="orders")
+    assert len(schedules.tick(at(2026, 11, 1, 1, 0, 5))) == 1
+    assert Run.objects.get().pipelines == ["orders"]

@@ -23,7 +23,7 @@ from designer.editor.board import build_lanes, find_view, palette, step_errors
 from designer.editor.definitions import secret_names
 from designer.editor.models import Pipeline
 from designer.editor.schema_forms import errors_by_field, fields_for, parse_args
-from designer.runs import dashboard, selection
+from designer.runs import dashboard, outputs, selection
 from designer.teams.models import Role
 from designer.web import can, get_pipeline_for
 from orchestrator import allowed_phases, registry
@@ -232,7 +232,9 @@ def _step_form_context(
     )
     for name, messages in (extra.pop("parse_errors", None) or {}).items():
         by_field.setdefault(name, []).extend(messages)
-    fields = fields_for(schema, extra.pop("args", None) or step.get("args") or {}, by_field)
+    # the columns this step reads, once a preview or run reported them (its form offers them)
+    columns = outputs.input_columns(pipeline.project_id, pipeline.name, pipeline.spec, f"{phase}.{step_id}")
+    fields = fields_for(schema, extra.pop("args", None) or step.get("args") or {}, by_field, columns)
     return {
         "pipeline": pipeline,
         "project": pipeline.project,
@@ -245,6 +247,8 @@ def _step_form_context(
         "has_problems": bool(general) or any(f.errors for f in fields),
         "secret_names": _secret_choices(pipeline),
         "can_edit": can(request.user, pipeline.project.team, Role.EDITOR),
+        "can_run": can(request.user, pipeline.project.team, Role.RUNNER),
+        "input_columns": columns,
         **extra,
     }
 

@@ -158,7 +158,9 @@ def project_settings(request: HtmxHttpRequest, team: str, project: str) -> HttpR
     the_project.concurrency = int(raw)
     if "description" in request.POST:
         the_project.description = request.POST["description"].strip()
-    the_project.save(update_fields=["concurrency", "description", "updated_at"])
+    if "keep_outputs_present" in request.POST:  # runs keep their steps' tables, for resume
+        the_project.keep_outputs = request.POST.get("keep_outputs") == "on"
+    the_project.save(update_fields=["concurrency", "description", "keep_outputs", "updated_at"])
     activity.record(
         the_project.team,
         request.user,

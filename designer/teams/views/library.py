@@ -12,7 +12,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from designer.editor.models import Project
 from designer.teams import activity, library
 from designer.teams.models import Role
-from designer.web import HtmxHttpRequest, can, get_pipeline_for, get_project_for, get_team_for, go_to
+from designer.web import (
+    HtmxHttpRequest,
+    can,
+    get_pipeline_for,
+    get_project_for,
+    get_team_for,
+    go_to,
+    next_url,
+)
 
 
 @login_required
@@ -59,7 +67,7 @@ def pipeline_template(request: HtmxHttpRequest, team: str, project: str, pipelin
             {"pipeline": obj, "team": obj.project.team, "can_edit": True},
         )
     messages.success(request, f"{obj.name} is {'now' if wanted else 'no longer'} a template.")
-    return redirect(request.POST.get("next") or reverse("designer-library", kwargs={"team": team}))
+    return redirect(next_url(request, reverse("designer-library", kwargs={"team": team})))
 
 
 @login_required

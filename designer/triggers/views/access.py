@@ -66,4 +66,4 @@ def get_destination_for(
 
 
 def pipeline_names(project: Project) -> list[str]:
-    return list(project.pipelines.filter(is_template=False).order_by("name").values_list("name", flat=True))
+    return list(project.pipelines.order_by("name").values_list("name", flat=True))

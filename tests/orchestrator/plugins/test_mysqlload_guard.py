@@ -49,6 +49,7 @@ class _Server:
 def _request(server: _Server, filename: bytes) -> list[str]:
     result = _GuardedResult.__new__(_GuardedResult)
     result.connection = server
+    result.unbuffered_active = False  # what MySQLResult.__init__ sets; its __del__ reads it
     oks: list[str] = []
     result._read_ok_packet = lambda packet: oks.append("ok")  # type: ignore[method-assign]
     result._read_load_local_packet(_Packet(filename))
