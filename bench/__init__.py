@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class WrongResult(AssertionError):
@@ -123,3 +124,20 @@ def check(what: str, got: object, expected: object) -> None:
     """Raise WrongResult unless ``got == expected``."""
     if got != expected:
         raise WrongResult(f"{what}: got {got!r}, expected {expected!r}")
+
+
+def login_session(user: Any) -> str:
+    """The key of a new database session signed in as ``user`` (a Django user): the ``sessionid`` cookie
+    of a bench's clients (Django must be set up)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session.update(
+        {
+            "_auth_user_id": str(user.pk),
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": user.get_session_auth_hash(),
+        }
+    )
+    session.create()
+    return str(session.session_key)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import BenchRow, WrongResult, check, shown
+from bench import BenchRow, WrongResult, check, login_session, shown
 from bench.runs import ROOT, LiveServer, _pct, _spec, _Watcher
 from bench.runs_scaleout import POSTGRES, _database_url, _reachable
 
@@ -98,7 +98,6 @@ def _template(seconds: float) -> tuple[str, dict[str, str]]:
 
 def _fixtures(seconds: float) -> dict[str, str]:
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
 
     from designer.editor.models import Pipeline, PipelineVersion, Project
     from designer.teams.models import Membership, Team
@@ -116,16 +115,7 @@ def _fixtures(seconds: float) -> dict[str, str]:
             project=project, name="main", slug="main", spec=spec, is_valid=True
         )
         PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec)
-    session = SessionStore()
-    session.update(
-        {
-            "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-            "_auth_user_hash": user.get_session_auth_hash(),
-        }
-    )
-    session.create()
-    return {"team": team.slug, "session": str(session.session_key)}
+    return {"team": team.slug, "session": login_session(user)}
 
 
 class Site:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import BenchRow, against, check, interleaved, under
+from bench import BenchRow, against, check, interleaved, login_session, under
 
 ROOT = Path(__file__).resolve().parent.parent
 PREVIEW_ROWS = 1000
@@ -110,21 +110,6 @@ def _django(data_root: Path) -> None:
     _setup_django()
 
 
-def _session(user: Any) -> str:
-    from django.contrib.sessions.backends.db import SessionStore
-
-    session = SessionStore()
-    session.update(
-        {
-            "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-            "_auth_user_hash": user.get_session_auth_hash(),
-        }
-    )
-    session.create()
-    return str(session.session_key)
-
-
 def _w4_pipeline(csv: Path) -> tuple[str, str, str, int]:
     """A team with W4's pipeline (its CSV in the team's data root); (team, project, pipeline, the rows
     the preview of its first transform step must show)."""
@@ -167,7 +152,7 @@ def _w4_pipeline(csv: Path) -> tuple[str, str, str, int]:
     pipeline = Pipeline.objects.create(project=project, name="w4_orders", slug="w4-orders")
     service.store(pipeline, spec)
     want = pl.scan_csv(csv, n_rows=PREVIEW_ROWS).filter(pl.col("amount") > 10).collect().height
-    return _session(user), f"{team.slug}/w4/w4_orders", "transform.big_only", want
+    return login_session(user), f"{team.slug}/w4/w4_orders", "transform.big_only", want
 
 
 def _demo_pipeline() -> tuple[str, str, str, int]:
@@ -188,7 +173,7 @@ def _demo_pipeline() -> tuple[str, str, str, int]:
     joined = orders.join(customers, on="customer_id", how="inner").filter(pl.col("amount") > 10)
     user = User.objects.get(username="demo")
     return (
-        _session(user),
+        login_session(user),
         f"{DEMO_TEAM[1]}/{DEMO_PROJECT[1]}/orders_etl",
         "transform.big_orders",
         joined.height,

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import BenchRow, shown, under
+from bench import BenchRow, login_session, shown, under
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,6 @@ def _spec(seconds: float) -> dict[str, Any]:
 
 def _fixtures() -> dict[str, Any]:
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
 
     from designer.editor.models import Pipeline, PipelineVersion, Project
     from designer.teams.models import Membership, Team
@@ -94,16 +93,7 @@ def _fixtures() -> dict[str, Any]:
             )
             PipelineVersion.objects.create(pipeline=pipeline, number=1, spec=spec)
         projects[slug] = project
-    session = SessionStore()
-    session.update(
-        {
-            "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-            "_auth_user_hash": user.get_session_auth_hash(),
-        }
-    )
-    session.create()
-    return {"user": user, "team": team, "projects": projects, "session": session.session_key}
+    return {"user": user, "team": team, "projects": projects, "session": login_session(user)}
 
 
 def embedded_env(db: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""What ``base.html`` shows on every page, besides the page's own context: the nav's teams.
+"""What every page may show besides its own context: the nav's teams, the input limits.
 
 The one place a page's chrome reads the database. ``nav`` is lazy: only a full page that renders the nav
 runs its one query (htmx partials, JSON and the error pages never do).
@@ -12,6 +12,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from designer import limits as input_limits
 from designer.teams import members
 from designer.teams.models import Team
 
@@ -41,3 +42,11 @@ def navigation_for(request: HttpRequest) -> Navigation:
 def navigation(request: HttpRequest) -> dict[str, Any]:
     """``nav``: the teams of the nav's switcher and "Runs" link (``Navigation``), read when first used."""
     return {"nav": SimpleLazyObject(lambda: navigation_for(request))}
+
+
+_LIMITS = input_limits.as_dict()
+
+
+def limits(request: HttpRequest) -> dict[str, Any]:
+    """``limits``: how long each kind of field may be (``designer/limits.py``), for ``maxlength``."""
+    return {"limits": _LIMITS}

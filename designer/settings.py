@@ -138,6 +138,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "designer.context_processors.navigation",
+                "designer.context_processors.limits",
             ],
         },
     },

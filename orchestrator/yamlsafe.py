@@ -22,10 +22,36 @@ _MERGE_TAG = TAG + "merge"
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C parser when available
 
 
+#: (scalar text, implicit flags) -> its tag, for texts up to _CACHED_TEXT characters, at most _CACHE_SIZE
+_SCALAR_TAG_CACHE: dict[tuple[str, Any], str] = {}
+_CACHED_TEXT = 64
+_CACHE_SIZE = 8192
+
+
 class CoreLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """A safe loader whose implicit types follow the YAML 1.2 core schema (``on``/``yes``/``y`` stay text)."""
 
     yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> Any:
+        """A scalar's tag, remembered by its text: the same short texts recur all through a file (``id``,
+        ``plugin``, ``args``...), and matching them against the resolvers' patterns each time was the
+        largest single cost of reading a long file. Right because CoreLoader has no path resolvers."""
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _SCALAR_TAG_CACHE.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= _CACHED_TEXT and len(_SCALAR_TAG_CACHE) < _CACHE_SIZE:
+                _SCALAR_TAG_CACHE[key] = tag
+        return tag
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """Nothing to track: CoreLoader has no path resolvers (see ``resolve``)."""
+
+    def ascend_resolver(self) -> None:
+        """Nothing to track: CoreLoader has no path resolvers (see ``resolve``)."""
 
     def construct_core_int(self, node: ScalarNode) -> int:
         text = str(self.construct_scalar(node))
@@ -51,6 +77,7 @@ _CORE_RESOLVERS = [
 for _name, _regex, _first in _CORE_RESOLVERS:
     CoreLoader.add_implicit_resolver(TAG + _name, re.compile(f"^(?:{_regex})$"), list(_first))
 CoreLoader.add_constructor(TAG + "int", CoreLoader.construct_core_int)
+assert not CoreLoader.yaml_path_resolvers, "CoreLoader.resolve caches tags by text alone"
 
 
 def parse_scalar(text: str) -> Any:

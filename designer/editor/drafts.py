@@ -15,15 +15,13 @@ from typing import Any
 
 from django.db import transaction
 
+from designer import limits
 from designer.editor.models import DraftEdit, Pipeline
 
 log = logging.getLogger(__name__)
 
 #: the changes kept per pipeline (older ones can no longer be undone or shown in a conflict's diff)
 LOG_SIZE = 200
-#: the length of a browser tab's id (``client``) and of an edit's label
-CLIENT_MAX = 40
-LABEL_MAX = 200
 
 
 class StaleEdit(Exception):
@@ -69,11 +67,11 @@ def record(
         revision=pipeline.revision,
         kind=kind,
         of=of,
-        label=label[:LABEL_MAX],
+        label=label[: limits.LABEL],
         before=before,
         after=after,
         author=author,
-        client=client[:CLIENT_MAX],
+        client=client[: limits.CLIENT],
     )
     DraftEdit.objects.filter(pipeline=pipeline, revision__lte=pipeline.revision - LOG_SIZE).delete()
     announce(pipeline, entry)

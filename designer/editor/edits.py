@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from designer import limits
 from orchestrator import PHASE_SLOTS, allowed_phases, registry, required_phases, slot_kind
-
-#: the longest step id
-STEP_ID_MAX = 100
 
 
 class EditError(ValueError):
@@ -143,8 +141,8 @@ def set_step(spec: dict[str, Any], phase: str, step_id: str, args: dict[str, Any
     """Replace a step's arguments (and rename it when ``new_id`` is given); returns its id."""
     _slot, _i, step = find_step(spec, phase, step_id)
     new_id = new_id.strip()
-    if len(new_id) > STEP_ID_MAX:
-        raise EditError(f"a step id may hold up to {STEP_ID_MAX} characters (got {len(new_id)})")
+    if len(new_id) > limits.STEP_ID:
+        raise EditError(f"a step id may hold up to {limits.STEP_ID} characters (got {len(new_id)})")
     if new_id and new_id != step_id:
         if not new_id.replace("_", "a").replace("-", "a").isalnum():
             raise EditError("a step id may hold letters, digits, '_' and '-' only")

@@ -174,8 +174,9 @@ class OutputRecorder:
 
 def _load(claim: queue.Claim) -> dict[str, Any]:
     run = Run.objects.select_related("team").get(pk=claim.run_id)
-    records.reset_units(run.pk)
-    outputs.reset(run.pk)
+    if claim.attempt > 1:  # an earlier attempt reported: start again from scratch
+        records.reset_units(run.pk)
+        outputs.reset(run.pk)
     request = dataclasses.replace(isolation.build_request(run), **outputs.request_options(run))
     return {
         "request": request,

@@ -57,22 +57,28 @@ def store(claim: Claim, outputs: list[dict[str, Any]]) -> bool:
     with transaction.atomic():
         if not owned(claim).exists():
             return False
-        for output in outputs:
-            StepOutput.objects.update_or_create(
+        rows = [
+            StepOutput(
                 run_id=claim.run_id,
                 pipeline=str(output["pipeline"]),
                 phase=str(output["phase"]),
                 step_id=str(output["step"]),
-                defaults={
-                    "columns": [list(c) for c in output.get("columns") or []],
-                    "rows": output.get("rows"),
-                    "nulls": output.get("nulls"),
-                    "sample": output.get("sample") or [],
-                    "truncated": bool(output.get("truncated")),
-                    "kept_file": str(output.get("kept") or ""),
-                    "reused": bool(output.get("reused")),
-                },
+                columns=[list(c) for c in output.get("columns") or []],
+                rows=output.get("rows"),
+                nulls=output.get("nulls"),
+                sample=output.get("sample") or [],
+                truncated=bool(output.get("truncated")),
+                kept_file=str(output.get("kept") or ""),
+                reused=bool(output.get("reused")),
             )
+            for output in outputs
+        ]
+        StepOutput.objects.bulk_create(  # one statement; a step reported again replaces its row
+            rows,
+            update_conflicts=True,
+            unique_fields=["run", "pipeline", "phase", "step_id"],
+            update_fields=["columns", "rows", "nulls", "sample", "truncated", "kept_file", "reused"],
+        )
         if any(o.get("kept") for o in outputs):
             Run.objects.filter(pk=claim.run_id).update(outputs_kept=True)
     return True

@@ -4,7 +4,9 @@ The in-memory layer (embedded default) is not thread-safe: its queues belong to 
 where the consumers wait. So when the worker runs in its own thread, messages are handed to the server's
 loop (remembered by the consumers when they connect): appended to an outbox that one task on that loop
 drains in order. The worker does not wait for the delivery (its events are already stored), so it can
-store its next batch while the server's loop fans the last one out. A Redis layer is safe from any loop.
+store its next batch while the server's loop fans the last one out. A Redis layer is safe from any loop;
+sync code still hands its messages to a long-lived loop of the process when there is one (the server's or
+a worker's), as starting an event loop and a Redis connection per message costs more than the message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 Message = tuple[str, dict[str, Any]]
 
 _server_loop: asyncio.AbstractEventLoop | None = None
+_worker_loop: asyncio.AbstractEventLoop | None = None
 
 
 class _Outbox:
@@ -48,6 +51,13 @@ def remember_server_loop() -> None:
     """Called by consumers (on the server's loop): where the in-memory layer's receivers live."""
     global _server_loop
     _server_loop = asyncio.get_running_loop()
+
+
+def remember_worker_loop() -> None:
+    """Called by a worker (on its loop): where sync code of this process may hand messages for a layer
+    that is not the in-memory one."""
+    global _worker_loop
+    _worker_loop = asyncio.get_running_loop()
 
 
 async def _send_all(layer: Any, messages: list[Message]) -> None:
@@ -110,6 +120,12 @@ async def publish(messages: list[Message]) -> None:
 
 
 def publish_sync(messages: list[Message]) -> None:
-    """``publish`` from sync code (views, the reaper)."""
-    if messages:
-        async_to_sync(publish)(messages)
+    """``publish`` from sync code (views, the reaper, a worker's database threads); never raises. Handed
+    to a running loop of the process when there is one (delivered in order, not waited for)."""
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+    target = _server_loop if isinstance(layer, InMemoryChannelLayer) else (_worker_loop or _server_loop)
+    if target is not None and target.is_running() and _hand_over(target, layer, messages):
+        return
+    async_to_sync(publish)(messages)

@@ -58,14 +58,13 @@ def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     }
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
-            run_id = (
-                Run.objects.queued().select_for_update(skip_locked=True).values_list("pk", flat=True).first()
-            )
-            if run_id is None:
+            waiting = Run.objects.queued().select_for_update(skip_locked=True)
+            row = waiting.values_list("pk", "attempt").first()
+            if row is None:
                 return None
+            run_id, attempt = row
             Run.objects.filter(pk=run_id).update(**claimed)
-            attempt = Run.objects.values_list("attempt", flat=True).get(pk=run_id)
-        return Claim(run_id, attempt, worker_id)
+        return Claim(run_id, attempt + 1, worker_id)  # the row stayed locked: nobody else changed it
     # SQLite: no row locks, but a conditional UPDATE is atomic, so only one claimer can move it from queued.
     for run_id in _candidate_ids(5):
         with transaction.atomic():

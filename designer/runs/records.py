@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Field, Model, Q
+from django.db.models import Case, F, Field, Model, Q, Value, When
 
 from designer.runs.models import PipelineRun, Run, RunEvent, StepRun
 from designer.runs.queue import Claim, StaleClaim, owned
@@ -165,12 +165,22 @@ def reset_units(run_id: int) -> None:
 
 def close_units(run_id: int, error: str = "") -> None:
     """When a run is over: what never started was skipped, what was still running was cancelled."""
-    running_fields: dict[str, Any] = (
-        {"state": Status.FAILED, "error": error} if error else {"state": Status.CANCELLED}
-    )
+    was_running = Q(state=Status.RUNNING)
     for model, scope in ((PipelineRun, Q(run_id=run_id)), (StepRun, Q(pipeline_run__run_id=run_id))):
-        model.objects.filter(scope, state=Status.QUEUED).update(state=Status.SKIPPED)
-        model.objects.filter(scope, state=Status.RUNNING).update(**running_fields)
+        closed: dict[str, Any] = {
+            "state": Case(
+                When(was_running, then=Value(Status.FAILED if error else Status.CANCELLED)),
+                default=Value(Status.SKIPPED),
+                output_field=model._meta.get_field("state"),
+            )
+        }
+        if error:
+            closed["error"] = Case(
+                When(was_running, then=Value(error)),
+                default=F("error"),
+                output_field=model._meta.get_field("error"),
+            )
+        model.objects.filter(scope, state__in=[Status.QUEUED, Status.RUNNING]).update(**closed)
 
 
 def finish_without_engine(run_id: int, status: str, error: str) -> RunEvent:

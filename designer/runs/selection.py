@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max, Q
+from django.db.models import OuterRef, Subquery
 from pydantic import ValidationError
 
 from designer.editor.models import Pipeline, PipelineVersion, Project
@@ -36,16 +36,11 @@ def _needs(spec: dict[str, Any]) -> list[str]:
 
 
 def _latest_versions(pipelines: list[Pipeline]) -> dict[int, PipelineVersion]:
-    """pipeline id -> its newest version, in two queries (never every version's spec)."""
-    newest = (
-        PipelineVersion.objects.filter(pipeline__in=pipelines)
-        .values("pipeline_id")
-        .annotate(number=Max("number"))
-    )
-    wanted = Q(pk__in=[])
-    for row in newest:
-        wanted |= Q(pipeline_id=row["pipeline_id"], number=row["number"])
-    return {v.pipeline_id: v for v in PipelineVersion.objects.filter(wanted)}
+    """pipeline id -> its newest version, in one query (never every version's spec)."""
+    versions = PipelineVersion.objects
+    newest = versions.filter(pipeline=OuterRef("pipeline")).order_by("-number").values("number")[:1]
+    latest = versions.filter(pipeline__in=pipelines, number=Subquery(newest))
+    return {v.pipeline_id: v for v in latest}
 
 
 def _load(project: Project, names: set[str] | None, draft: str | None) -> dict[str, Chosen | str]:
@@ -100,8 +95,11 @@ def upstream_of(project: Project, names: Iterable[str], draft: str | None = None
     return sorted(set(_with_upstream(project, set(names), draft)) - set(names))
 
 
-def _with_upstream(project: Project, names: set[str], draft: str | None) -> dict[str, Chosen | str]:
-    found = _load(project, names, draft)
+def _with_upstream(
+    project: Project, names: set[str], draft: str | None, found: dict[str, Chosen | str] | None = None
+) -> dict[str, Chosen | str]:
+    """``found`` (``names`` loaded, loaded now when None) and everything they need, directly or not."""
+    found = dict(found) if found is not None else _load(project, names, draft)
     while True:
         wanted = {n for c in found.values() if isinstance(c, Chosen) for n in _needs(c.spec)} - set(found)
         if not wanted:
@@ -135,7 +133,7 @@ def choose(
                 f"No pipeline named {', '.join(sorted(unknown))} in project '{project.name}'."
             )
         if upstream is not False:
-            closure = _with_upstream(project, wanted, draft)
+            closure = _with_upstream(project, wanted, draft, found)
             extra = {n for n, c in closure.items() if n not in wanted and c != ""}
             if upstream or never_succeeded(project, extra):
                 found = {n: c for n, c in closure.items() if c != ""}

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from designer import limits
 from designer.editor.models import Project
 from designer.runs import dashboard, launch
 from designer.runs.launch import RunRefused
@@ -23,8 +24,6 @@ from designer.teams.variables import parse_value
 from designer.web import HtmxHttpRequest, can, get_project_for, get_team_for, go_to, next_url
 
 EVENTS_PAGE = 1000
-#: the most characters the Run form's variable overrides may hold
-OVERRIDES_MAX = 10_000
 
 
 def _get_run_for(request: HttpRequest, run_id: int, role: str = Role.VIEWER) -> Run:
@@ -37,9 +36,9 @@ def _get_run_for(request: HttpRequest, run_id: int, role: str = Role.VIEWER) -> 
 
 def parse_overrides(text: str) -> dict[str, Any]:
     """``KEY=VALUE`` lines (values typed like the CLI's ``--var``); raises RunRefused on a bad line."""
-    if len(text) > OVERRIDES_MAX:
+    if len(text) > limits.RUN_VARIABLES:
         raise RunRefused(
-            f"Variable overrides may hold up to {OVERRIDES_MAX:,} characters (got {len(text):,})."
+            f"Variable overrides may hold up to {limits.RUN_VARIABLES:,} characters (got {len(text):,})."
         )
     overrides: dict[str, Any] = {}
     for number, line in enumerate(text.splitlines(), 1):

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, connections
 
 from designer.runs import executor, groups, isolation, queue, records
-from designer.runs.publish import publish
+from designer.runs.publish import publish, remember_worker_loop
 from designer.runs.retention import OutputsCleaner
 from designer.triggers.loop import TriggerLoop
 from orchestrator import RunControl, Status
@@ -147,6 +147,7 @@ class Worker:
         """Serve until stop() is called."""
         self._loop = asyncio.get_running_loop()
         self._wake, self._stopping = asyncio.Event(), asyncio.Event()
+        remember_worker_loop()  # its database threads hand their messages to this loop
         _local_workers.append(self)
         await asyncio.to_thread(isolation.sandbox().start)  # runs fork from it: start importing now
         helpers = [asyncio.create_task(self._watch()), asyncio.create_task(self._listen())]
@@ -163,7 +164,8 @@ class Worker:
                     await self.outputs.tick()  # the retention rule of kept step outputs (runs/retention.py)
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(self._stopping.wait())
-                await asyncio.wait([waiter, stopper], timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                timeout = min(self.poll, self.triggers.seconds_until_due() or self.poll)
+                await asyncio.wait([waiter, stopper], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
                 self._wake.clear()

@@ -39,10 +39,21 @@ def due_work(worker_id: str, first: bool = True) -> dict[str, int]:
     return done
 
 
+def _monotonic_due() -> float | None:
+    """When the next schedule fires, on ``time.monotonic()``'s scale (database thread)."""
+    due = schedules.next_due()
+    if due is None:
+        return None
+    return time.monotonic() + (due - clock.now()).total_seconds()
+
+
 class TriggerLoop:
     """The trigger side of one worker. ``tick()`` returns at once: at most every ``interval`` seconds it
     starts a turn in a task of its own (the worker goes on claiming runs meanwhile, even those the turn
-    queues): schedules fired a chunk at a time until none is due, backfills, alerts decided, then sent."""
+    queues): schedules fired a chunk at a time until none is due, backfills, alerts decided, then sent.
+
+    Between turns it remembers when the next schedule fires, so that the worker wakes for it then
+    (``seconds_until_due``) and the turn starts at once, instead of up to ``interval`` later."""
 
     def __init__(self, worker_id: str, db: DbCall, interval: float | None = None) -> None:
         self.worker_id = worker_id
@@ -50,13 +61,26 @@ class TriggerLoop:
         self.interval = settings.PIPEDECK_TRIGGERS_TICK if interval is None else interval
         self._last = float("-inf")
         self._turn: asyncio.Task[None] | None = None
+        #: time.monotonic() when the next schedule fires, as of the last turn (None: unknown or none)
+        self._next_due: float | None = None
+
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the next schedule fires, when that is later than now (else None)."""
+        if self._next_due is None:
+            return None
+        left = self._next_due - time.monotonic()
+        return left if left > 0 else None
 
     async def tick(self) -> None:
-        """Start a turn if none is under way and ``interval`` has passed since the last one started."""
+        """Start a turn if none is under way and ``interval`` has passed since the last one started, or a
+        schedule's fire time has come."""
         if self._turn is not None and not self._turn.done():
             return
-        if time.monotonic() - self._last < self.interval:
+        now = time.monotonic()
+        fire_time = self._next_due is not None and now >= self._next_due
+        if now - self._last < self.interval and not fire_time:
             return
+        self._next_due = None
         self._last = time.monotonic()
         self._turn = asyncio.create_task(self._run_turn(), name=f"triggers of {self.worker_id}")
 
@@ -68,6 +92,7 @@ class TriggerLoop:
                 first = False
                 if done["fired"] < schedules.CHUNK:  # a full chunk: more may be due
                     break
+            self._next_due = await self.db(_monotonic_due)
         except Exception:
             log.exception("triggers: the look at due work failed")
         await self._send_due()

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Min, OuterRef, QuerySet, Subquery
 
 from designer.editor.models import Pipeline, Project
 from designer.runs.launch import RunRefused
@@ -139,11 +139,13 @@ def _person(user: Any) -> Any:
 
 def tick(now: dt.datetime | None = None, worker: str = "", limit: int | None = None) -> list[ScheduleFire]:
     """Fire the due schedules (``limit`` of them at most), each once per due fire time by its catch-up
-    policy, in one transaction; what was fired.
+    policy; what was fired.
 
-    The schedules are locked as they are read, and those another worker holds are skipped (PostgreSQL), so
-    workers looking at once share the due schedules instead of queueing behind each other. SQLite has one
-    writer at a time anyway: there, the second worker finds them moved to their next fire time.
+    Each schedule fires in its own transaction, so its run can be claimed (by any worker) as soon as it
+    is queued, not once the whole batch is. The schedule is locked as it is read and those another worker
+    holds are skipped (PostgreSQL), so workers looking at once share the due schedules instead of queueing
+    behind each other. SQLite has one writer at a time anyway: there, the second worker finds them moved
+    to their next fire time. A schedule whose firing fails is logged and left for the next tick.
     """
     now = now or clock.now()
     due = (
@@ -153,14 +155,27 @@ def tick(now: dt.datetime | None = None, worker: str = "", limit: int | None = N
         .order_by("next_fire_at", "pk")
     )
     fired: list[ScheduleFire] = []
-    with transaction.atomic():
-        for schedule in due[:limit] if limit else due:
+    tried: list[int] = []
+    while limit is None or len(tried) < limit:
+        with transaction.atomic():
+            schedule = due.exclude(pk__in=tried).first()
+            if schedule is None:
+                break
+            tried.append(schedule.pk)
             try:
-                with transaction.atomic():  # a savepoint: one broken schedule does not stop the others
+                with transaction.atomic():  # a savepoint: a broken schedule leaves nothing half-fired
                     fired += _fire(schedule, now, worker)
             except Exception:
                 log.exception("schedule %s: firing failed", schedule.pk)
     return fired
+
+
+def next_due() -> dt.datetime | None:
+    """When the next unpaused schedule fires (None: none will)."""
+    found: dt.datetime | None = Schedule.objects.filter(paused=False).aggregate(first=Min("next_fire_at"))[
+        "first"
+    ]
+    return found
 
 
 def _choose(schedule: Schedule, due: list[dt.datetime], now: dt.datetime) -> tuple[list[dt.datetime], str]:

@@ -72,3 +72,26 @@ def test_next_never_leaves_the_site(alice_client: Client, project: object, targe
     assert toggled.status_code == 302 and toggled["Location"] == "/t/acme/library/"
     kept = alice_client.post("/p/acme/sales/-/run/", {"pipeline": "nope", "next": "/t/acme/runs/"})
     assert kept["Location"] == "/t/acme/runs/"
+
+
+@pytest.mark.django_db
+def test_a_project_description_over_its_limit_is_refused_and_the_inputs_say_their_limits(
+    alice_client: Client, project: object
+) -> None:
+    from designer import limits
+    from designer.editor.models import Project
+
+    response = alice_client.post(
+        "/p/acme/sales/-/settings/",
+        {"concurrency": "3", "description": "d" * 2_000_000},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert b"2,000,000 characters long; it may have at most 2,000. Nothing changed." in response.content
+    stored = Project.objects.get(pk=project.pk)  # type: ignore[attr-defined]
+    assert stored.description == "" and stored.concurrency != 3
+    page = alice_client.get("/p/acme/sales/")
+    assert f'maxlength="{limits.DESCRIPTION}"'.encode() in page.content
+    fine = alice_client.post("/p/acme/sales/-/settings/", {"concurrency": "3", "description": "Sales, daily"})
+    assert fine.status_code in (200, 302)
+    assert Project.objects.get(pk=project.pk).description == "Sales, daily"  # type: ignore[attr-defined]

@@ -280,3 +280,48 @@ def test_a_template_pipeline_is_scheduled_and_fires_like_any_other(project, fake
     make_schedule(project, "0 1 * * *", pipeline="orders")
     assert len(schedules.tick(at(2026, 11, 1, 1, 0, 5))) == 1
     assert Run.objects.get().pipelines == ["orders"]
+
+
+class _Monotonic:
+    """``time.monotonic`` of the trigger loop, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_loop_wakes_for_the_next_fire_time_instead_of_a_tick_later(
+    project, fake_clock, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from asgiref.sync import sync_to_async
+
+    from designer.triggers import loop
+
+    mono = _Monotonic()
+    monkeypatch.setattr(loop, "time", mono)
+    await sync_to_async(make_pipeline)(project, "orders")
+    await sync_to_async(make_schedule)(project, "0 2 * * *", pipeline="orders")  # next: 02:00, 1 h on
+
+    async def db(fn, *args):  # type: ignore[no-untyped-def]
+        return await sync_to_async(fn, thread_sensitive=True)(*args)
+
+    triggers = loop.TriggerLoop("w1", db, interval=3600)  # ticks alone would look again in an hour
+    await triggers.tick()
+    assert triggers._turn is not None
+    await triggers._turn
+    assert triggers.seconds_until_due() == pytest.approx(3600.0)
+
+    mono.now += 3599.5
+    fake_clock.advance(seconds=3599.5)
+    await triggers.tick()  # neither the interval nor the fire time has come: no turn
+    assert triggers._turn.done() and triggers.seconds_until_due() == pytest.approx(0.5)
+    mono.now += 0.5
+    fake_clock.advance(seconds=0.5)
+    assert triggers.seconds_until_due() is None
+    await triggers.tick()  # the fire time has come: a turn at once, though the interval has not passed
+    await triggers._turn
+    assert await sync_to_async(Run.objects.count)() == 1
+    assert triggers.seconds_until_due() == pytest.approx(24 * 3600.0)

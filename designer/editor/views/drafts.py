@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
+from designer import limits
 from designer.editor import drafts, pipelines as service
 from designer.editor.models import Pipeline
 from designer.editor.views.editor import DRAFT_REPLACED, _changed, _editable, board_context, stale, who
@@ -18,8 +19,6 @@ from designer.web import get_pipeline_for
 from orchestrator import Problem, SpecError
 
 #: the most characters a version message and the YAML tab's text may hold
-MESSAGE_MAX = 500
-YAML_MAX = 1_048_576
 
 
 def _replaced(request: HttpRequest, pipeline: Pipeline, notice: str) -> HttpResponse:
@@ -76,8 +75,8 @@ def save_version(request: HttpRequest, team: str, project: str, pipeline: str) -
     one a colleague made meanwhile)."""
     obj = _editable(request, team, project, pipeline)
     message = request.POST.get("message", "")
-    if len(message) > MESSAGE_MAX:
-        notice = f"The message may hold up to {MESSAGE_MAX} characters (got {len(message):,}): not saved."
+    if len(message) > limits.MESSAGE:
+        notice = f"The message may hold up to {limits.MESSAGE} characters (got {len(message):,}): not saved."
         return _changed(request, obj, notice=notice, notice_kind="error")
     meta = who(request)
     try:
@@ -112,8 +111,8 @@ def yaml_tab(request: HttpRequest, team: str, project: str, pipeline: str) -> Ht
 
 def _yaml_apply(request: HttpRequest, obj: Pipeline) -> HttpResponse:
     text = request.POST.get("yaml", "")
-    if len(text) > YAML_MAX:
-        problem = Problem(f"the text is too long: {len(text):,} characters, the limit is {YAML_MAX:,}")
+    if len(text) > limits.YAML:
+        problem = Problem(f"the text is too long: {len(text):,} characters, the limit is {limits.YAML:,}")
         return _yaml_panel(request, obj, yaml_text=text, yaml_problems=[problem], yaml_from_user=True)
     try:
         service.apply_yaml(obj, text, **who(request))

@@ -18,6 +18,7 @@ from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, trigger_client_event
 
+from designer import limits
 from designer.editor import drafts, edits, pipelines as service
 from designer.editor.board import build_lanes, find_view, palette, step_errors
 from designer.editor.definitions import secret_names
@@ -28,11 +29,6 @@ from designer.teams.models import Role
 from designer.web import can, get_pipeline_for
 from orchestrator import allowed_phases, registry
 
-#: the most characters a description, a tag list or a version message may hold
-DESCRIPTION_MAX = 2000
-TAGS_MAX = 500
-#: the most characters one argument field of a step form may hold
-ARG_MAX = 100_000
 #: the client event after which the page refreshes an open step form (undo, redo, a colleague's edit...)
 DRAFT_REPLACED = "draft-replaced"
 
@@ -91,7 +87,7 @@ def who(request: HttpRequest) -> dict[str, Any]:
     """The revision an edit was made on, the browser tab that sent it and its user (``pipelines.edit``)."""
     return {
         "revision": drafts.parse_revision(request.POST.get("revision")),
-        "client": request.POST.get("client", "")[: drafts.CLIENT_MAX],
+        "client": request.POST.get("client", "")[: limits.CLIENT],
         "user": request.user,
     }
 
@@ -279,9 +275,9 @@ def step_args(request: HttpRequest, team: str, project: str, pipeline: str) -> H
     plugin = step.get("plugin", "")
     schema = registry.describe(plugin)["args_schema"] if plugin in registry else {}
     too_long = {
-        key[4:]: [f"at most {ARG_MAX:,} characters (got {len(value):,}): not saved"]
+        key[4:]: [f"at most {limits.ARGUMENT:,} characters (got {len(value):,}): not saved"]
         for key, value in request.POST.items()
-        if key.startswith("arg-") and len(value) > ARG_MAX
+        if key.startswith("arg-") and len(value) > limits.ARGUMENT
     }
     if too_long:
         context = _step_form_context(request, obj, phase, step_id, parse_errors=too_long)
@@ -366,10 +362,10 @@ def set_details(request: HttpRequest, team: str, project: str, pipeline: str) ->
     obj = _editable(request, team, project, pipeline)
     description = request.POST.get("description", "").strip()
     raw_tags = request.POST.get("tags", "")
-    if len(description) > DESCRIPTION_MAX or len(raw_tags) > TAGS_MAX:
+    if len(description) > limits.DESCRIPTION or len(raw_tags) > limits.TAGS:
         message = (
-            f"The description may hold up to {DESCRIPTION_MAX:,} characters and the tags up to "
-            f"{TAGS_MAX} (got {len(description):,} and {len(raw_tags):,}): nothing changed."
+            f"The description may hold up to {limits.DESCRIPTION:,} characters and the tags up to "
+            f"{limits.TAGS} (got {len(description):,} and {len(raw_tags):,}): nothing changed."
         )
         return _changed(request, obj, notice=message, notice_kind="error")
     tags = [t.strip() for t in raw_tags.split(",") if t.strip()]

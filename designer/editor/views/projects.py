@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from designer import limits
 from designer.editor import projects as service
 from designer.editor.graph import layout
 from designer.editor.models import Pipeline, Project
@@ -145,8 +146,16 @@ def project_settings(request: HtmxHttpRequest, team: str, project: str) -> HttpR
     """Concurrency (pipelines at once) and description."""
     the_project = get_project_for(request, team, project, role=Role.EDITOR)
     raw = request.POST.get("concurrency", "")
+    description = request.POST.get("description", the_project.description).strip()
+    error = ""
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        error = f"Concurrency must be a whole number from 1 to 1000, got '{raw}'."
+        error = f"Concurrency must be a whole number from 1 to 1000, got '{raw[:20]}'."
+    else:
+        try:
+            limits.check_length("The description", description, limits.DESCRIPTION)
+        except limits.TooLong as exc:
+            error = f"{exc} Nothing changed."
+    if error:
         if request.htmx:
             return render(
                 request,
@@ -156,8 +165,7 @@ def project_settings(request: HtmxHttpRequest, team: str, project: str) -> HttpR
         messages.error(request, error)
         return redirect("designer-project", team=team, project=project)
     the_project.concurrency = int(raw)
-    if "description" in request.POST:
-        the_project.description = request.POST["description"].strip()
+    the_project.description = description
     if "keep_outputs_present" in request.POST:  # runs keep their steps' tables, for resume
         the_project.keep_outputs = request.POST.get("keep_outputs") == "on"
     the_project.save(update_fields=["concurrency", "description", "keep_outputs", "updated_at"])
