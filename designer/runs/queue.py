@@ -84,6 +84,15 @@ def heartbeat(claim: Claim, lease: float) -> bool:
     return owned(claim).update(heartbeat_at=Now(), lease_expires_at=_lease_end(lease)) == 1
 
 
+def finished_by(claim: Claim) -> bool:
+    """Whether the claim's own attempt finished the run: a heartbeat that lands just after the run's own
+    finish fails like one on a run taken away, and this tells them apart."""
+    ended = Run.objects.filter(pk=claim.run_id, attempt=claim.attempt).exclude(
+        state__in=[Status.QUEUED, Status.RUNNING]
+    )
+    return ended.exclude(error=WORKER_LOST).exists()
+
+
 def finish_run(claim: Claim, state: str, error: str = "") -> bool:
     """Record the outcome of a held run; False (nothing written) when the claim is stale."""
     return (

@@ -266,6 +266,8 @@ class Worker:
     async def _heartbeat_runs(self) -> None:
         for h in list(self.held.values()):
             if not h.stale and not await self.db(queue.heartbeat, h.claim, self.lease):
+                if await self.db(queue.finished_by, h.claim):
+                    continue  # the run's own finish landed first: nothing was taken
                 log.warning("run %s was taken from worker %s: stopping it", h.claim.run_id, self.worker_id)
                 h.stale = True
                 h.control.cancel()

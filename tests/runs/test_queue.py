@@ -68,6 +68,24 @@ def test_a_stale_attempt_writes_nothing(sleep_project, alice):
     assert queue.finish_run(new, "succeeded") is True
 
 
+def test_a_heartbeat_after_the_runs_own_finish_is_told_from_a_run_taken_away(sleep_project, alice):
+    finished = start_run(sleep_project, alice)
+    claim = queue.claim_next_run("w1", lease=30)
+    assert claim is not None and claim.run_id == finished.pk
+    assert queue.finish_run(claim, "succeeded")
+    assert queue.heartbeat(claim, 30) is False and queue.finished_by(claim) is True
+
+    taken = start_run(sleep_project, alice)
+    old = queue.claim_next_run("w1", lease=30)
+    assert old is not None and old.run_id == taken.pk
+    _expire(taken.pk)
+    queue.reap_lost_runs()  # re-queued: another attempt will run it
+    assert queue.heartbeat(old, 30) is False and queue.finished_by(old) is False
+    new = queue.claim_next_run("w2", lease=30)
+    assert new is not None and queue.finish_run(new, "succeeded")
+    assert queue.finished_by(old) is False  # finished, but by another attempt
+
+
 def test_reaper_requeues_a_run_that_never_heartbeated_then_fails_it_when_attempts_are_used(
     sleep_project, alice
 ):
