@@ -84,6 +84,8 @@ def _valid(spec: dict[str, Any]) -> bool:
 def never_succeeded(project: Project, names: Iterable[str]) -> set[str]:
     """Of ``names``, the pipelines that no run of ``project`` has completed successfully."""
     names = set(names)
+    if not names:
+        return set()
     done = PipelineRun.objects.filter(run__project=project, name__in=names, state=Status.SUCCEEDED).exclude(
         run__kind=RunKind.PREVIEW
     )
