@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Case, F, Field, Model, Q, Value, When
+from django.db.models import Field, Model
 
 from designer.runs.models import PipelineRun, Run, RunEvent, StepRun
 from designer.runs.queue import Claim, StaleClaim, owned
@@ -164,23 +164,31 @@ def reset_units(run_id: int) -> None:
 
 
 def close_units(run_id: int, error: str = "") -> None:
-    """When a run is over: what never started was skipped, what was still running was cancelled."""
-    was_running = Q(state=Status.RUNNING)
-    for model, scope in ((PipelineRun, Q(run_id=run_id)), (StepRun, Q(pipeline_run__run_id=run_id))):
-        closed: dict[str, Any] = {
-            "state": Case(
-                When(was_running, then=Value(Status.FAILED if error else Status.CANCELLED)),
-                default=Value(Status.SKIPPED),
-                output_field=model._meta.get_field("state"),
+    """When a run is over: what never started was skipped, what was still running was cancelled (or
+    failed with ``error``). Two plain UPDATEs, once per run (the ORM's CASE costs more to build than
+    to run)."""
+    qn = connection.ops.quote_name
+    pipelines = qn(PipelineRun._meta.db_table)
+    scopes = (
+        (pipelines, f"{qn('run_id')} = %s"),
+        (
+            qn(StepRun._meta.db_table),
+            f"{qn('pipeline_run_id')} IN (SELECT {qn('id')} FROM {pipelines} WHERE {qn('run_id')} = %s)",
+        ),
+    )
+    running, queued, state = Status.RUNNING.value, Status.QUEUED.value, qn("state")
+    ended = (Status.FAILED if error else Status.CANCELLED).value
+    sets = f"{state} = CASE WHEN {state} = %s THEN %s ELSE %s END"
+    params: list[Any] = [running, ended, Status.SKIPPED.value]
+    if error:  # every SET expression reads the row as it was: ``state`` is still the old one here
+        sets += f", {qn('error')} = CASE WHEN {state} = %s THEN %s ELSE {qn('error')} END"
+        params += [running, error]
+    with connection.cursor() as cursor:
+        for table, scope in scopes:
+            cursor.execute(
+                f"UPDATE {table} SET {sets} WHERE {scope} AND {state} IN (%s, %s)",
+                [*params, run_id, queued, running],
             )
-        }
-        if error:
-            closed["error"] = Case(
-                When(was_running, then=Value(error)),
-                default=F("error"),
-                output_field=model._meta.get_field("error"),
-            )
-        model.objects.filter(scope, state__in=[Status.QUEUED, Status.RUNNING]).update(**closed)
 
 
 def finish_without_engine(run_id: int, status: str, error: str) -> RunEvent:
