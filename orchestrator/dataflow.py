@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.phases import PhaseName
+from orchestrator.phases import PHASE_ORDER, PHASE_SLOTS
 from orchestrator.resolve import Reference, iter_references
 from orchestrator.spec import PipelineSpec, StepSpec
 
@@ -43,27 +43,17 @@ _TABLE_SLOTS = {("extract", "steps"), ("extract", "merge"), ("transform", "steps
 
 
 def places(pipeline: PipelineSpec) -> list[Place]:
-    """Every step of ``pipeline`` in the order it runs (an extract or load phase's steps run together)."""
+    """Every step of ``pipeline`` in the order it runs (an extract or load phase's steps run together):
+    the phases in order, each phase's slots in ``PHASE_SLOTS`` order."""
     found: list[Place] = []
-    phases = pipeline.phases
-    if phases.extract is not None:
-        extract = phases.extract
-        slots = [
-            ("pre", extract.pre),
-            ("steps", extract.steps),
-            ("merge", [extract.merge] if extract.merge else []),
-        ]
-        for slot, steps in [*slots, ("post", extract.post)]:
-            found += [Place(step_key("extract", s.id), "extract", slot, s) for s in steps]
-    if phases.transform is not None:
-        found += [Place(step_key("transform", s.id), "transform", "steps", s) for s in phases.transform.steps]
-    if phases.load is not None:
-        load = phases.load
-        for slot, steps in (("pre", load.pre), ("steps", load.steps), ("post", load.post)):
-            found += [Place(step_key("load", s.id), "load", slot, s) for s in steps]
-    if phases.transform_at_load is not None:
-        tal = phases.transform_at_load.steps
-        found += [Place(step_key("transform_at_load", s.id), "transform_at_load", "steps", s) for s in tal]
+    for name in PHASE_ORDER:
+        phase = pipeline.phase(name)
+        if phase is None:
+            continue
+        for slot in PHASE_SLOTS[name]:
+            value = getattr(phase, slot)
+            steps = value if isinstance(value, list) else [value] if value is not None else []
+            found += [Place(step_key(name, s.id), name.value, slot, s) for s in steps]
     return found
 
 
@@ -98,6 +88,15 @@ def step_inputs(pipeline: PipelineSpec) -> dict[str, list[str]]:
         else:
             inputs[place.key] = []
     return inputs
+
+
+def start_inputs(pipeline: PipelineSpec, key: str) -> list[str]:
+    """The keys of the kept tables a run that starts at step ``key`` reads: the step's own inputs; for any
+    load step, the table the load phase receives (the load phase runs whole)."""
+    inputs = step_inputs(pipeline)
+    if phase_of(key) == "load":
+        return next((inputs[p.key] for p in places(pipeline) if p.phase == "load" and p.slot == "steps"), [])
+    return inputs.get(key, [])
 
 
 def _digest(*parts: Any) -> str:
@@ -141,14 +140,15 @@ def fingerprints(pipeline: PipelineSpec, variables: Mapping[str, Any]) -> Prints
     (they run together); a transform-at-load step's covers the load and the steps before it. Post steps
     do not change the table, so no chain goes through them.
     """
-    own = {place.key: own_print(place.step, variables) for place in places(pipeline)}
+    order = places(pipeline)
+    own = {place.key: own_print(place.step, variables) for place in order}
     chain: dict[str, str] = {}
-    pre = _digest("pre", [own[p.key] for p in places(pipeline) if p.phase == "extract" and p.slot == "pre"])
+    pre = _digest("pre", [own[p.key] for p in order if p.phase == "extract" and p.slot == "pre"])
     extract_chains: list[str] = []
     table = ""
-    load_places = [p for p in places(pipeline) if p.phase == "load"]
+    load_places = [p for p in order if p.phase == "load"]
     load_chain = ""
-    for place in places(pipeline):
+    for place in order:
         if place.phase == "extract":
             if place.slot in ("pre", "steps"):
                 chain[place.key] = _digest(pre, own[place.key]) if place.slot == "steps" else pre
@@ -174,7 +174,7 @@ def fingerprints(pipeline: PipelineSpec, variables: Mapping[str, Any]) -> Prints
 def phase_of(key: str) -> str:
     """The phase of a step key (``transform.big_orders`` -> ``transform``)."""
     phase, _, _ = key.partition(".")
-    return phase if phase in {p.value for p in PhaseName} else ""
+    return phase if phase in PHASE_SLOTS else ""
 
 
 def chain_prints(pipeline: PipelineSpec, variables: Mapping[str, Any] | None = None) -> dict[str, str]:

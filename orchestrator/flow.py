@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.dataflow import Prints, fingerprints, places, step_inputs, step_key
+from orchestrator.dataflow import Prints, fingerprints, places, start_inputs, step_key
 from orchestrator.events import Status, StepFinished
 from orchestrator.outputs import (
     KeepOutputs,
@@ -61,15 +61,8 @@ class PipelineFlow:
             if self.point and start and start.phase == "extract" and start.slot == "steps"
             else ()
         )
-        inputs = step_inputs(spec)
-        self.input_keys = frozenset(inputs.get(start.key, []) if start else [])
-        if start is not None and start.phase == "load":
-            self.input_keys = frozenset(
-                next(
-                    (inputs[p.key] for p in self.places.values() if p.phase == "load" and p.slot == "steps"),
-                    [],
-                )
-            )
+        #: the steps whose kept tables the first step that runs reads
+        self.input_keys = frozenset(start_inputs(spec, start.key) if start else [])
         self.folder: Path | None = None
         self.manifest: Manifest | None = None
         if self.options is not None and self.options.directory is not None:

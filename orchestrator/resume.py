@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.dataflow import Place, Prints, extract_output, fingerprints, places, step_inputs
+from orchestrator.dataflow import Place, Prints, extract_output, fingerprints, places, start_inputs
 from orchestrator.outputs import pipeline_folder, read_manifest
 from orchestrator.parameters import RUN_CONTEXT
 from orchestrator.spec import PipelineSpec, ProjectSpec
@@ -105,16 +105,12 @@ def _changed_before(
 
 def _needed(pipeline: PipelineSpec, order: list[Place], start: Place) -> tuple[list[str], list[str]]:
     """(keys whose kept table the resume reads, keys that must have succeeded) for starting at ``start``."""
-    inputs = step_inputs(pipeline)
     before = order[: order.index(start)]
     if start.phase == "extract" and start.slot in ("pre", "steps"):
         return [], []
     if start.phase == "transform_at_load":
         return [], [p.key for p in before]
-    if start.phase == "load":
-        load_inputs = next((inputs[p.key] for p in order if p.phase == "load" and p.slot == "steps"), [])
-        return list(load_inputs), [p.key for p in before if p.makes_table]
-    return list(inputs[start.key]), [p.key for p in before if p.makes_table]
+    return start_inputs(pipeline, start.key), [p.key for p in before if p.makes_table]
 
 
 def _reused(pipeline: PipelineSpec, order: list[Place], start: Place) -> list[str]:

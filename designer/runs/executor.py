@@ -180,7 +180,6 @@ def _load(claim: queue.Claim) -> dict[str, Any]:
     request = dataclasses.replace(isolation.build_request(run), **outputs.request_options(run))
     return {
         "request": request,
-        "preview": run.is_preview,
         "team": run.team,
         "last_seq": run.last_seq,
         "cancel_requested": run.cancel_requested,

@@ -89,14 +89,18 @@ def run_resume(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     return go_to(request, reverse("designer-run", args=[new.pk]))
 
 
+def _posted_step(request: HttpRequest) -> str:
+    """The step key (``phase.step_id``) a form of the editor's inspector posts."""
+    return f"{request.POST.get('phase', '')}.{request.POST.get('id', '')}"
+
+
 @login_required
 @require_POST
 def run_from_step(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """ "Run from here": the pipeline from one step on, reusing its latest run's kept outputs."""
     obj = get_pipeline_for(request, team, project, pipeline, role=Role.RUNNER)
-    key = f"{request.POST.get('phase', '')}.{request.POST.get('id', '')}"
     try:
-        new = resume.run_from_step(obj, request.user, key)
+        new = resume.run_from_step(obj, request.user, _posted_step(request))
     except RunRefused as exc:
         return render(request, "runs/_refused.html", {"reason": str(exc)})
     activity.run_started(new)
@@ -108,7 +112,7 @@ def run_from_step(request: HtmxHttpRequest, team: str, project: str, pipeline: s
 def step_preview(request: HtmxHttpRequest, team: str, project: str, pipeline: str) -> HttpResponse:
     """Preview one step of the draft: queue a preview run; the answer polls for its output."""
     obj = get_pipeline_for(request, team, project, pipeline, role=Role.EDITOR)
-    key = f"{request.POST.get('phase', '')}.{request.POST.get('id', '')}"
+    key = _posted_step(request)
     try:
         run = resume.start_preview(obj, request.user, key)
     except RunRefused as exc:

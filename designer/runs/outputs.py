@@ -128,8 +128,10 @@ def known_columns(project_id: int, name: str, spec: dict[str, Any]) -> dict[str,
     has it now) that a run or preview reported while the step and every step its table came through were
     as they are now: what the editor's forms offer and what its validation checks names against."""
     current = parsed(spec)
-    if current is None:
-        return {}
+    return {} if current is None else _known_columns(project_id, name, current)
+
+
+def _known_columns(project_id: int, name: str, current: PipelineSpec) -> dict[str, list[str]]:
     now = chain_prints(current)
     rows = list(
         StepOutput.objects.filter(run__project_id=project_id, pipeline=name)
@@ -157,7 +159,7 @@ def input_columns(project_id: int, name: str, spec: dict[str, Any], key: str) ->
     if current is None:
         return []
     inputs = step_inputs(current).get(key, [])
-    known = known_columns(project_id, name, spec)
+    known = _known_columns(project_id, name, current)
     if not inputs or any(k not in known for k in inputs):
         return []
     first, *rest = [known[k] for k in inputs]
