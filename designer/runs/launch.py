@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,23 @@ class RunRefused(Exception):
     """A run cannot start; the message tells the user why and what to do."""
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What queuing a run of a project reads besides the request: its declared run parameters, its
+    variables (before a run's own values) and its pipelines. Read once to queue several runs at a time
+    (``start_runs``)."""
+
+    parameters: list[Any]
+    variables: dict[str, Any]
+    pipelines: dict[str, selection.Chosen | str]
+
+    @classmethod
+    def of(cls, project: Project) -> Reads:
+        from designer.triggers.parameters import declared  # triggers builds on this module
+
+        return cls(declared(project), effective_variables(project), selection.project_pipelines(project))
+
+
 def snapshot(
     project: Project,
     names: Iterable[str] | None,
@@ -33,8 +51,22 @@ def snapshot(
     """The ProjectSpec JSON a run executes, and ``{pipeline: version number}`` (None: a draft). Each
     pipeline runs its latest saved version, ``draft`` its draft; see ``selection.choose``. Raises
     RunRefused."""
+    model, versions = _snapshot(project, names, variables, draft=draft, upstream=upstream)
+    return model.model_dump(mode="json"), versions
+
+
+def _snapshot(
+    project: Project,
+    names: Iterable[str] | None,
+    variables: Mapping[str, Any] | None,
+    *,
+    draft: str | None = None,
+    upstream: bool | None = False,
+    reads: Reads | None = None,
+) -> tuple[ProjectSpec, dict[str, int | None]]:
+    known = reads.pipelines if reads is not None else None
     try:
-        pipelines = selection.choose(project, names, draft=draft, upstream=upstream)
+        pipelines = selection.choose(project, names, draft=draft, upstream=upstream, known=known)
     except selection.SelectionRefused as exc:
         raise RunRefused(str(exc)) from None
     chosen = {p.name for p in pipelines}
@@ -47,23 +79,41 @@ def snapshot(
         specs[pipeline.name] = spec
         versions[pipeline.name] = pipeline.version
     data = {
-        "variables": effective_variables(project, variables),
+        "variables": (
+            effective_variables(project, variables)
+            if reads is None
+            else {**reads.variables, **(variables or {})}
+        ),
         "concurrency": project.concurrency,
         "pipelines": specs,
     }
     try:
-        spec_model = ProjectSpec.model_validate(data)
+        return ProjectSpec.model_validate(data), versions
     except ValidationError as exc:
         raise RunRefused(f"Cannot run: {exc.errors()[0]['msg']}") from None
-    return spec_model.model_dump(mode="json"), versions
 
 
-def _layout_rows(run: Run, spec: dict[str, Any], names: list[str]) -> None:
-    model = ProjectSpec.model_validate(spec, context={PARTIAL: True})  # a preview's is cut after its step
+@dataclass
+class _NewRun:
+    """A Run row not inserted yet, the pipelines it lays out and its spec (validated, when at hand)."""
+
+    run: Run
+    names: list[str]
+    model: ProjectSpec | None = None
+
+
+def _layout_rows(new: list[_NewRun]) -> None:
+    """The PipelineRun and StepRun rows of the (inserted) runs: one insert per table."""
+    pipeline_runs: list[tuple[PipelineRun, Any]] = []
+    for item in new:
+        # a preview's spec is cut after its step: validated again as such
+        model = item.model or ProjectSpec.model_validate(item.run.spec, context={PARTIAL: True})
+        for position, name in enumerate(item.names):
+            pipeline_run = PipelineRun(run=item.run, name=name, position=position)
+            pipeline_runs.append((pipeline_run, model.pipelines[name]))
+    PipelineRun.objects.bulk_create([pipeline_run for pipeline_run, _ in pipeline_runs])
     step_rows = []
-    for position, name in enumerate(names):
-        pipeline_run = PipelineRun.objects.create(run=run, name=name, position=position)
-        pipeline = model.pipelines[name]
+    for pipeline_run, pipeline in pipeline_runs:
         n = 0
         for phase_name in PHASE_ORDER:
             phase = pipeline.phase(phase_name)
@@ -81,17 +131,53 @@ def _layout_rows(run: Run, spec: dict[str, Any], names: list[str]) -> None:
     StepRun.objects.bulk_create(step_rows)
 
 
-def _announce(run: Run) -> None:
-    """After commit: show the run on the team's dashboard (a preview is not listed there) and wake a
-    worker."""
+def _announce(runs: list[Run]) -> None:
+    """After commit: show the runs on the team's dashboard (a preview is not listed there) and wake the
+    workers, once for them all."""
     from designer.runs import worker
 
     def send() -> None:
-        if not run.is_preview:
-            publish_sync([groups.run_update_message(run)])
+        messages = [groups.run_update_message(run) for run in runs if not run.is_preview]
+        if messages:
+            publish_sync(messages)
         worker.wake_workers()
 
     transaction.on_commit(send)
+
+
+def _insert(new: list[_NewRun]) -> list[Run]:
+    """Insert the runs with their PipelineRun / StepRun rows, in one transaction, and announce them."""
+    with transaction.atomic():
+        runs = Run.objects.bulk_create([item.run for item in new])
+        _layout_rows(new)
+        _announce(runs)
+    return runs
+
+
+def _fields(
+    project: Project,
+    spec: dict[str, Any],
+    versions: dict[str, Any],
+    pipelines: list[str],
+    variables: Mapping[str, Any] | None,
+    user: Any,
+    *,
+    trigger: str = "",
+    logical_datetime: str = "",
+) -> dict[str, Any]:
+    return {
+        "team": project.team,
+        "project": project,
+        "pipelines": pipelines,
+        "spec": spec,
+        "versions": versions,
+        "variables": dict(variables or {}),
+        "created_by": user if getattr(user, "is_authenticated", False) else None,
+        "max_attempts": settings.PIPEDECK_RUN_MAX_ATTEMPTS,
+        "trigger": trigger[:200],
+        "logical_datetime": logical_datetime,
+        "keep_outputs": project.keep_outputs,
+    }
 
 
 def enqueue(
@@ -113,26 +199,18 @@ def enqueue(
     its ``${{ run.date }}`` / ``${{ run.datetime }}`` (blank: when it was queued); ``extra``: more fields of
     the row (a preview's, a resume's: ``designer.runs.resume``). It keeps its steps' outputs as its
     project says."""
-    names = pipelines or list(spec["pipelines"])
-    with transaction.atomic():
-        fields: dict[str, Any] = {
-            "team": project.team,
-            "project": project,
-            "pipelines": pipelines,
-            "spec": spec,
-            "versions": versions,
-            "variables": dict(variables or {}),
-            "created_by": user if getattr(user, "is_authenticated", False) else None,
-            "rerun_of": rerun_of,
-            "max_attempts": settings.PIPEDECK_RUN_MAX_ATTEMPTS,
-            "trigger": trigger[:200],
-            "logical_datetime": logical_datetime,
-            "keep_outputs": project.keep_outputs,
-        }
-        run = Run.objects.create(**{**fields, **(extra or {})})
-        _layout_rows(run, spec, names)
-        _announce(run)
-    return run
+    fields = _fields(
+        project,
+        spec,
+        versions,
+        pipelines,
+        variables,
+        user,
+        trigger=trigger,
+        logical_datetime=logical_datetime,
+    )
+    run = Run(**{**fields, "rerun_of": rerun_of, **(extra or {})})
+    return _insert([_NewRun(run, pipelines or list(spec["pipelines"]))])[0]
 
 
 def check_overrides(variables: Mapping[str, Any]) -> None:
@@ -157,6 +235,49 @@ def has_reference_text(value: Any) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """One run for ``start_runs``: its pipelines (empty: the whole project; their upstream when one of
+    those never succeeded), its parameter values, and its trigger and logical date (see ``enqueue``)."""
+
+    pipelines: tuple[str, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict)
+    trigger: str = ""
+    logical_datetime: str = ""
+
+
+def _prepared(
+    project: Project,
+    request: RunRequest,
+    user: Any,
+    *,
+    upstream: bool | None = None,
+    draft: str | None = None,
+    reads: Reads | None = None,
+) -> _NewRun:
+    """The run ``request`` asks for, checked and not inserted yet. Raises RunRefused."""
+    from designer.triggers.parameters import check_run_values  # triggers builds on this module
+
+    parameters = reads.parameters if reads is not None else None
+    variables = check_run_values(project, request.values, parameters)
+    check_overrides(variables)
+    names = sorted(set(request.pipelines))
+    model, versions = _snapshot(project, names, variables, draft=draft, upstream=upstream, reads=reads)
+    if names:  # with the upstream pipelines it added (the engine orders them by their needs)
+        names = sorted(versions)
+    fields = _fields(
+        project,
+        model.model_dump(mode="json"),
+        versions,
+        names,
+        variables,
+        user,
+        trigger=request.trigger,
+        logical_datetime=request.logical_datetime,
+    )
+    return _NewRun(Run(**fields), names or list(model.pipelines), model)
+
+
 def start_run(
     project: Project,
     user: Any,
@@ -174,24 +295,23 @@ def start_run(
     run parameters and typed (defaults filled in). ``upstream``: run what the named pipelines need too
     (None: when one of those never succeeded); ``draft``: the pipeline whose draft runs (not its latest
     saved version)."""
-    from designer.triggers.parameters import check_run_values  # triggers builds on this module
+    request = RunRequest(tuple(pipelines or ()), variables or {}, trigger, logical_datetime)
+    return _insert([_prepared(project, request, user, upstream=upstream, draft=draft)])[0]
 
-    variables = check_run_values(project, variables or {})
-    check_overrides(variables)
-    names = sorted(set(pipelines or []))
-    spec, versions = snapshot(project, names, variables, draft=draft, upstream=upstream)
-    if names:  # with the upstream pipelines it added (the engine orders them by their needs)
-        names = sorted(versions)
-    return enqueue(
-        project,
-        spec,
-        versions,
-        names if names else [],
-        variables,
-        user,
-        trigger=trigger,
-        logical_datetime=logical_datetime,
-    )
+
+def start_runs(project: Project, requests: Iterable[RunRequest], user: Any = None) -> list[Run | RunRefused]:
+    """Queue several runs of ``project`` at once (schedules firing at the same minute): the project's
+    parameters, variables and pipelines read once, each table's rows inserted in one statement. For each
+    request, in order, its run or the RunRefused that says why it did not start."""
+    reads = Reads.of(project)
+    outcome: list[_NewRun | RunRefused] = []
+    for request in requests:
+        try:
+            outcome.append(_prepared(project, request, user, reads=reads))
+        except RunRefused as exc:
+            outcome.append(exc)
+    runs = iter(_insert([item for item in outcome if isinstance(item, _NewRun)]))
+    return [item if isinstance(item, RunRefused) else next(runs) for item in outcome]
 
 
 def rerun(run: Run, user: Any, only_failed: bool = False) -> Run:

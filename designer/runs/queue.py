@@ -48,6 +48,13 @@ def _candidate_ids(limit: int) -> list[int]:
 
 def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     """Take the oldest queued run for ``worker_id``, or None. Never hands one run to two claimers."""
+    claims = claim_runs(worker_id, lease, 1)
+    return claims[0] if claims else None
+
+
+def claim_runs(worker_id: str, lease: float, limit: int) -> list[Claim]:
+    """Take up to ``limit`` of the oldest queued runs for ``worker_id`` at once (a worker with room for
+    several starts them together). Never hands one run to two claimers."""
     claimed = {
         "state": Status.RUNNING,
         "worker_id": worker_id,
@@ -59,19 +66,21 @@ def claim_next_run(worker_id: str, lease: float) -> Claim | None:
     if connection.features.has_select_for_update_skip_locked:
         with transaction.atomic():
             waiting = Run.objects.queued().select_for_update(skip_locked=True)
-            row = waiting.values_list("pk", "attempt").first()
-            if row is None:
-                return None
-            run_id, attempt = row
-            Run.objects.filter(pk=run_id).update(**claimed)
-        return Claim(run_id, attempt + 1, worker_id)  # the row stayed locked: nobody else changed it
+            rows = list(waiting.values_list("pk", "attempt")[:limit])
+            if rows:
+                Run.objects.filter(pk__in=[run_id for run_id, _ in rows]).update(**claimed)
+        # the rows stayed locked: nobody else changed them
+        return [Claim(run_id, attempt + 1, worker_id) for run_id, attempt in rows]
     # SQLite: no row locks, but a conditional UPDATE is atomic, so only one claimer can move it from queued.
-    for run_id in _candidate_ids(5):
+    claims: list[Claim] = []
+    for run_id in _candidate_ids(limit + 4):
         with transaction.atomic():
             if Run.objects.filter(pk=run_id, state=Status.QUEUED).update(**claimed) == 1:
                 attempt = Run.objects.values_list("attempt", flat=True).get(pk=run_id)
-                return Claim(run_id, attempt, worker_id)
-    return None
+                claims.append(Claim(run_id, attempt, worker_id))
+        if len(claims) == limit:
+            break
+    return claims
 
 
 def owned(claim: Claim) -> RunQuerySet:

@@ -5,7 +5,7 @@ asked for or when one of those has never succeeded in this project."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,22 @@ def _load(project: Project, names: set[str] | None, draft: str | None) -> dict[s
     return found
 
 
+def project_pipelines(project: Project) -> dict[str, Chosen | str]:
+    """Every pipeline of ``project``: what its run would execute, or why it cannot (read once to start
+    several runs; ``choose(known=...)``)."""
+    return _load(project, None, None)
+
+
+#: name set (None: all) -> what each found runs, or why it cannot
+Loader = Callable[[set[str] | None], dict[str, Chosen | str]]
+
+
+def _loader(project: Project, draft: str | None, known: Mapping[str, Chosen | str] | None) -> Loader:
+    if known is None:
+        return lambda names: _load(project, names, draft)
+    return lambda names: {n: known[n] for n in (known if names is None else names) if n in known}
+
+
 def _valid(spec: dict[str, Any]) -> bool:
     try:
         PipelineSpec.model_validate(copy.deepcopy(spec))
@@ -94,19 +110,18 @@ def never_succeeded(project: Project, names: Iterable[str]) -> set[str]:
 
 def upstream_of(project: Project, names: Iterable[str], draft: str | None = None) -> list[str]:
     """The pipelines ``names`` need, directly or not (their saved versions' ``needs``), sorted."""
-    return sorted(set(_with_upstream(project, set(names), draft)) - set(names))
+    load = _loader(project, draft, None)
+    return sorted(set(_with_upstream(load, load(set(names)))) - set(names))
 
 
-def _with_upstream(
-    project: Project, names: set[str], draft: str | None, found: dict[str, Chosen | str] | None = None
-) -> dict[str, Chosen | str]:
-    """``found`` (``names`` loaded, loaded now when None) and everything they need, directly or not."""
-    found = dict(found) if found is not None else _load(project, names, draft)
+def _with_upstream(load: Loader, found: dict[str, Chosen | str]) -> dict[str, Chosen | str]:
+    """``found`` and everything it needs, directly or not."""
+    found = dict(found)
     while True:
         wanted = {n for c in found.values() if isinstance(c, Chosen) for n in _needs(c.spec)} - set(found)
         if not wanted:
             return found
-        more = _load(project, wanted, draft)
+        more = load(wanted)
         found.update(more)
         if not set(more) >= wanted:  # a need naming a pipeline that no longer exists: not run
             found.update(dict.fromkeys(wanted - set(more), ""))
@@ -118,24 +133,27 @@ def choose(
     *,
     draft: str | None = None,
     upstream: bool | None = False,
+    known: Mapping[str, Chosen | str] | None = None,
 ) -> list[Chosen]:
     """The pipelines a run of ``names`` (None: the whole project) executes, each with its spec; ``draft``
     names the pipeline whose draft runs instead of its latest version. ``upstream``: also run what they
-    need (None: only when one of those never succeeded here). Raises SelectionRefused."""
+    need (None: only when one of those never succeeded here). ``known``: ``project_pipelines(project)``
+    read earlier (without a draft), else they are read now. Raises SelectionRefused."""
+    load = _loader(project, draft, known)
     wanted = set(names or ())
     if not wanted:
-        found = _load(project, None, draft)
+        found = load(None)
         if not found:
             raise SelectionRefused(f"Project '{project.name}' has no pipelines to run yet.")
     else:
-        found = _load(project, wanted, draft)
+        found = load(wanted)
         unknown = wanted - set(found)
         if unknown:
             raise SelectionRefused(
                 f"No pipeline named {', '.join(sorted(unknown))} in project '{project.name}'."
             )
         if upstream is not False:
-            closure = _with_upstream(project, wanted, draft, found)
+            closure = _with_upstream(load, found)
             extra = {n for n, c in closure.items() if n not in wanted and c != ""}
             if upstream or never_succeeded(project, extra):
                 found = {n: c for n, c in closure.items() if c != ""}

@@ -134,16 +134,25 @@ def run_started(run: Run) -> ActivityEvent:
 
 def run_triggered(run: Run) -> ActivityEvent:
     """A run queued by a trigger (``run.trigger``: "schedule nightly", "webhook deploy"...), not a person."""
-    names = ", ".join(run.pipelines or []) or "all pipelines"
-    return record(
-        run.team,
-        None,
-        "ran",
-        object_type="run",
-        object_name=f"#{run.pk} {run.project.name}: {names}",
-        url=reverse("designer-run", args=[run.pk]),
-        detail=f"started by {run.trigger}",
-    )
+    return runs_triggered([run])[0]
+
+
+def runs_triggered(runs: list[Run]) -> list[ActivityEvent]:
+    """``run_triggered`` for several runs (a chunk of schedules firing together), in one insert."""
+    events = []
+    for run in runs:
+        names = ", ".join(run.pipelines or []) or "all pipelines"
+        events.append(
+            ActivityEvent(
+                team=run.team,
+                verb="ran",
+                object_type="run",
+                object_name=f"#{run.pk} {run.project.name}: {names}"[:300],
+                object_url=reverse("designer-run", args=[run.pk]),
+                detail=f"started by {run.trigger}"[:500],
+            )
+        )
+    return ActivityEvent.objects.bulk_create(events)
 
 
 def trigger_changed(team: Team, actor: Any, verb: str, obj: Any, detail: str = "") -> ActivityEvent:

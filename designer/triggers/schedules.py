@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Min, OuterRef, QuerySet, Subquery
 
 from designer.editor.models import Pipeline, Project
+from designer.runs import launch
 from designer.runs.launch import RunRefused
 from designer.runs.models import Run
 from designer.teams import activity
@@ -141,11 +142,13 @@ def tick(now: dt.datetime | None = None, worker: str = "", limit: int | None = N
     """Fire the due schedules (``limit`` of them at most), each once per due fire time by its catch-up
     policy; what was fired.
 
-    Each schedule fires in its own transaction, so its run can be claimed (by any worker) as soon as it
-    is queued, not once the whole batch is. The schedule is locked as it is read and those another worker
-    holds are skipped (PostgreSQL), so workers looking at once share the due schedules instead of queueing
-    behind each other. SQLite has one writer at a time anyway: there, the second worker finds them moved
-    to their next fire time. A schedule whose firing fails is logged and left for the next tick.
+    They fire ``CHUNK`` at a time, each chunk in one transaction: its schedules are locked as they are
+    read and those another worker holds are skipped (PostgreSQL), so workers looking at once share the
+    due schedules; the chunk's fires, runs and their rows are inserted one statement per table. SQLite has
+    one writer at a time anyway: there, the second worker finds them moved to their next fire time. If a
+    chunk cannot fire together (a schedule fired meanwhile by a worker that did not lock, a broken
+    schedule), its schedules fire one by one, each in its own savepoint; one whose firing fails is logged
+    and left for the next tick.
     """
     now = now or clock.now()
     due = (
@@ -157,16 +160,29 @@ def tick(now: dt.datetime | None = None, worker: str = "", limit: int | None = N
     fired: list[ScheduleFire] = []
     tried: list[int] = []
     while limit is None or len(tried) < limit:
+        size = CHUNK if limit is None else min(CHUNK, limit - len(tried))
         with transaction.atomic():
-            schedule = due.exclude(pk__in=tried).first()
-            if schedule is None:
+            chunk = list(due.exclude(pk__in=tried)[:size])
+            if not chunk:
                 break
-            tried.append(schedule.pk)
+            tried += [schedule.pk for schedule in chunk]
             try:
-                with transaction.atomic():  # a savepoint: a broken schedule leaves nothing half-fired
-                    fired += _fire(schedule, now, worker)
+                with transaction.atomic():  # a savepoint: on failure, nothing of the chunk is kept
+                    fired += _fire_chunk(chunk, now, worker)
             except Exception:
-                log.exception("schedule %s: firing failed", schedule.pk)
+                log.info("schedules %s: firing them together failed, one at a time", tried[-len(chunk) :])
+                fired += _fire_each([schedule.pk for schedule in chunk], due, now, worker)
+    return fired
+
+
+def _fire_each(pks: list[int], due: QuerySet[Schedule], now: dt.datetime, worker: str) -> list[ScheduleFire]:
+    fired: list[ScheduleFire] = []
+    for schedule in due.filter(pk__in=pks):  # read again: the failed chunk may have changed them
+        try:
+            with transaction.atomic():  # a savepoint: a broken schedule leaves nothing half-fired
+                fired += _fire(schedule, now, worker)
+        except Exception:
+            log.exception("schedule %s: firing failed", schedule.pk)
     return fired
 
 
@@ -193,19 +209,66 @@ def _choose(schedule: Schedule, due: list[dt.datetime], now: dt.datetime) -> tup
     return kept + on_time, f"missed (catch-up: up to {schedule.catch_up_limit})"
 
 
-def _fire(schedule: Schedule, now: dt.datetime, worker: str) -> list[ScheduleFire]:
-    """Fire the (locked) schedule's due times and move it to its next fire time."""
+def _moves(schedule: Schedule, now: dt.datetime) -> tuple[list[tuple[dt.datetime, bool]], str]:
+    """The (locked, due) schedule's due times, each with whether it runs, and why the others are skipped;
+    ``schedule`` moved to its next fire time (not saved)."""
     assert schedule.next_fire_at is not None  # due: it has one
     due = crons.due_between(schedule.cron, schedule.timezone, schedule.next_fire_at, now)
     chosen, why_skipped = _choose(schedule, due, now)
-    fired = []
-    for moment in due:
-        fire = _fire_once(schedule, moment, worker, run_it=moment in chosen, skipped=why_skipped)
-        if fire is not None:
-            fired.append(fire)
     if chosen:
         schedule.last_fire_at = max(chosen)
     schedule.next_fire_at = crons.next_after(schedule.cron, schedule.timezone, now)
+    return [(moment, moment in chosen) for moment in due], why_skipped
+
+
+def _fire_chunk(chunk: list[Schedule], now: dt.datetime, worker: str) -> list[ScheduleFire]:
+    """Fire the (locked) schedules' due times together: their runs queued by ``launch.start_runs``, one
+    insert for the fires, one update for the schedules. Raises IntegrityError when one of the times was
+    fired already (the caller then fires them one by one)."""
+    planned = [(schedule, *_moves(schedule, now)) for schedule in chunk]
+    fires = [
+        (schedule, ScheduleFire(schedule=schedule, fire_at=moment, worker=worker[:200], note=why), run_it)
+        for schedule, moments, why in planned
+        for moment, run_it in moments
+    ]
+    wanted = [(schedule, fire) for schedule, fire, run_it in fires if run_it]
+    by_project: dict[int, list[tuple[Schedule, ScheduleFire]]] = {}
+    for schedule, fire in wanted:
+        by_project.setdefault(schedule.project_id, []).append((schedule, fire))
+    started: list[Run] = []
+    for group in by_project.values():
+        requests = [
+            launch.RunRequest(
+                (schedule.pipeline.name,) if schedule.pipeline is not None else (),
+                schedule.variables,
+                trigger=schedule.label,
+                logical_datetime=fire.fire_at.astimezone(crons.zone(schedule.timezone)).isoformat(),
+            )
+            for schedule, fire in group
+        ]
+        for (schedule, fire), outcome in zip(
+            group, launch.start_runs(group[0][0].project, requests), strict=True
+        ):
+            if isinstance(outcome, RunRefused):
+                fire.note = f"not started: {outcome}"[:500]
+                activity.trigger_changed(schedule.team, None, "ran", schedule, fire.note)
+            else:
+                fire.run, fire.note = outcome, ""
+                started.append(outcome)
+    ScheduleFire.objects.bulk_create([fire for _, fire, _ in fires])  # IntegrityError: fired already
+    activity.runs_triggered(started)
+    Schedule.objects.bulk_update(chunk, ["next_fire_at", "last_fire_at"])
+    return [fire for _, fire, _ in fires]
+
+
+def _fire(schedule: Schedule, now: dt.datetime, worker: str) -> list[ScheduleFire]:
+    """Fire the (locked) schedule's due times one by one and move it to its next fire time."""
+    moments, why_skipped = _moves(schedule, now)
+    fired = []
+    for moment, run_it in moments:
+        fire = _fire_once(schedule, moment, worker, run_it=run_it, skipped=why_skipped)
+        if fire is not None:
+            fired.append(fire)
     schedule.save(update_fields=["next_fire_at", "last_fire_at"])
     return fired
 

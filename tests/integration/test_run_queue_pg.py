@@ -65,7 +65,7 @@ def test_queue_cases_pass_on_postgresql() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "5 passed" in result.stdout
+    assert "6 passed" in result.stdout
 
 
 @pytest.fixture
@@ -98,6 +98,33 @@ def test_pg_concurrent_claimers_get_each_run_exactly_once(pg_project) -> None:  
             while (claim := queue.claim_next_run(f"w{n}", lease=30)) is not None:
                 with lock:
                     claimed.append(claim.run_id)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(runs)
+    assert set(Run.objects.values_list("attempt", flat=True)) == {1}
+
+
+@on_pg_only
+@pytest.mark.django_db(transaction=True)
+def test_pg_claimers_taking_several_at_once_get_each_run_exactly_once(pg_project) -> None:  # type: ignore[no-untyped-def]
+    project, user = pg_project
+    runs = {start_run(project, user).pk for _ in range(60)}
+    claimed: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(6)
+
+    def claimer(n: int) -> None:
+        barrier.wait()
+        try:
+            while claims := queue.claim_runs(f"w{n}", 30, 7):
+                with lock:
+                    claimed.extend(c.run_id for c in claims)
         finally:
             connections.close_all()
 

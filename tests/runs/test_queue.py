@@ -53,6 +53,30 @@ def test_concurrent_claimers_get_each_run_exactly_once(sleep_project, alice):
     assert sorted(claimed) == sorted(runs)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_claimers_taking_several_at_once_get_each_run_exactly_once_oldest_first(sleep_project, alice):
+    runs = [start_run(sleep_project, alice).pk for _ in range(23)]
+    first = queue.claim_runs("w0", 30, 5)
+    assert [c.run_id for c in first] == runs[:5] and {c.attempt for c in first} == {1}
+    claimed: list[int] = [c.run_id for c in first]
+    lock = threading.Lock()
+
+    def claimer(n: int) -> None:
+        while claims := queue.claim_runs(f"w{n}", 30, 4):
+            assert len(claims) <= 4
+            with lock:
+                claimed.extend(c.run_id for c in claims)
+        connection.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(1, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == runs
+    assert set(Run.objects.values_list("state", flat=True)) == {"running"}
+
+
 def test_a_stale_attempt_writes_nothing(sleep_project, alice):
     run = start_run(sleep_project, alice)
     old = queue.claim_next_run("w1", lease=30)

@@ -191,6 +191,56 @@ def test_schedule_values_are_checked_against_the_run_parameters(param_project, f
     assert ActivityEvent.objects.filter(verb="ran", detail="started by schedule nightly").exists()
 
 
+def test_schedules_due_together_fire_in_a_few_statements_whatever_their_number(project, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def fire_many(count: int, minute: int) -> int:
+        for i in range(count):
+            make_pipeline(project, f"p{minute}-{i}")
+            make_schedule(project, f"{minute} 2 * * *", name=f"s{minute}-{i}", pipeline=f"p{minute}-{i}")
+        with CaptureQueriesContext(connection) as queries:
+            fired = schedules.tick(at(2026, 11, 1, 2, minute, 5))
+        assert len(fired) == count and all(f.run is not None for f in fired)
+        return len(queries)
+
+    assert fire_many(3, 1) == fire_many(30, 2)  # one statement per table, not one per schedule
+    runs = Run.objects.filter(trigger__startswith="schedule s2-")
+    assert runs.count() == 30 and all(run.pipeline_runs.count() == 1 for run in runs)
+    feed = ActivityEvent.objects.filter(verb="ran", detail__startswith="started by schedule s2-")
+    assert feed.count() == 30
+    for fire in ScheduleFire.objects.filter(run__in=runs).select_related("schedule__pipeline", "run"):
+        assert fire.run.pipelines == [fire.schedule.pipeline.name]  # each its own schedule's pipeline
+
+
+def test_a_schedule_that_cannot_run_does_not_hold_back_those_due_with_it(project, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    make_pipeline(project, "good")
+    make_pipeline(project, "broken", spec={"type": "ETL"}, is_valid=False)
+    make_schedule(project, name="a-good", pipeline="good")
+    make_schedule(project, name="b-broken", pipeline="broken")
+    make_schedule(project, name="c-all")  # the whole project, the broken pipeline included
+    schedules.tick(at(2026, 11, 1, 2, 0, 10))
+    fires = {f.schedule.name: f for f in ScheduleFire.objects.select_related("schedule", "run")}
+    assert fires["a-good"].run is not None and fires["a-good"].run.pipelines == ["good"]
+    assert fires["b-broken"].run is None and fires["b-broken"].note.startswith("not started: Cannot run")
+    assert fires["c-all"].run is None and "broken" in fires["c-all"].note
+    assert Schedule.objects.filter(next_fire_at=at(2026, 11, 2, 2, 0)).count() == 3
+
+
+def test_a_chunk_with_one_time_fired_already_fires_the_others_once(project, fake_clock) -> None:  # type: ignore[no-untyped-def]
+    for name in ("a", "b", "c"):
+        make_pipeline(project, name)
+        make_schedule(project, name=f"s-{name}", pipeline=name)
+    schedules.tick(at(2026, 11, 1, 2, 0, 10))
+    assert Run.objects.count() == 3
+    # one of them acts on an old view (a restarted worker's): its 02:00 is fired already, the others' not
+    ScheduleFire.objects.exclude(schedule__name="s-b").delete()
+    Schedule.objects.update(next_fire_at=at(2026, 11, 1, 2, 0))
+    schedules.tick(at(2026, 11, 1, 2, 0, 20))
+    assert sorted(ScheduleFire.objects.values_list("schedule__name", flat=True)) == ["s-a", "s-b", "s-c"]
+    assert Run.objects.count() == 5  # s-a and s-c fired again (their rows were gone); s-b did not
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_looks_fire_each_time_once(hourly) -> None:  # type: ignore[no-untyped-def]
     from django.db import connections
