@@ -28,11 +28,24 @@ from orchestrator.events import (
     PipelineStarted,
     Status,
 )
-from orchestrator.plugins.base import PluginKind, StepContext, frame_types
+from orchestrator.plugins.base import Plugin, PluginKind, StepContext, frame_types
 from orchestrator.spec import ExtractPhase, LoadPhase, PipelineSpec, StepSpec
-from orchestrator.steps import Attempts, RunEnv, StepFailed, StepTimeout, failure_message, prepare_plugin
+from orchestrator.steps import (
+    TABLE_KINDS,
+    Attempts,
+    EngineStepContext,
+    RunEnv,
+    StepFailed,
+    StepTimeout,
+    argless,
+    check_frame,
+    failure_message,
+    prepare_plugin,
+)
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from orchestrator.flow import PipelineFlow
     from orchestrator.plugins.base import Frame
 
@@ -324,9 +337,12 @@ class PipelineRun:
         def work() -> None:
             result, error = None, None
             try:
-                result = data
-                for step in steps:
-                    result = self._sync_step(loop, batch, phase, step, kind, call, result, done)
+                if self.env.bus.sinks:
+                    result = data
+                    for step in steps:
+                        result = self._sync_step(loop, batch, phase, step, kind, call, result, done)
+                else:
+                    result = self._quiet_steps(loop, batch, phase, steps, kind, call, data, done)
             except BaseException as exc:  # handed to the loop, which raises it in the phase
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop is closed: this thread was abandoned
@@ -355,6 +371,62 @@ class PipelineRun:
                 batch.current[1].finished(status, error=error)
             return True
 
+    def _quiet_steps(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: _SyncBatch,
+        phase: str,
+        steps: list[StepSpec],
+        kind: PluginKind,
+        call: SyncCall,
+        data: Any,
+        done: asyncio.Future[Any],
+    ) -> Any:
+        """``_sync_step`` for each step when no sink listens (the worker thread): nothing reads an attempt's
+        events then, nor ``batch.current`` for a step without a timeout, so such a step that succeeds at
+        once costs its context, its plugin and its call (W1 measures this path). A step whose first
+        attempt fails goes on in ``_sync_step`` (its retries, its failure), as does a step with a
+        timeout."""
+        env, flow = self.env, self.flow
+        # the fields its steps' contexts share, as class attributes: each context then holds only its own
+        context = type(
+            "PhaseStepContext",
+            (EngineStepContext,),
+            {**env.context_fields, "pipeline": self.name, "phase": phase},
+        )
+        new_context = EngineStepContext.__new__
+        frames = frame_types() if kind in TABLE_KINDS else None
+        plain: dict[str, tuple[type[Plugin], BaseModel] | None] = {}  # plugin -> see ``argless``
+        for step in steps:
+            if batch.abandoned:
+                raise _Abandoned
+            if step.timeout is not None:  # watched from the loop: the tracked path
+                data = self._sync_step(loop, batch, phase, step, kind, call, data, done)
+                continue
+            ctx: EngineStepContext = new_context(context)
+            ctx.step_id = step.id
+            ctx.plugin = step.plugin
+            try:
+                if step.plugin not in plain:
+                    plain[step.plugin] = argless(env, step.plugin, kind)
+                made = None if step.args else plain[step.plugin]
+                if made is None:
+                    plugin = prepare_plugin(env, step, kind)
+                else:
+                    plugin = made[0].__new__(made[0])
+                    plugin.args = made[1]
+                result = call(plugin, ctx, data)
+                if frames is not None and not isinstance(result, frames):
+                    check_frame(result)  # raises: what the step returned is not a table
+                if flow is not None:
+                    result, _ = self._after_sync(ctx, kind, result, None)
+            except Exception as exc:
+                result = self._sync_step(loop, batch, phase, step, kind, call, data, done, (ctx, exc))
+            data = result
+        if batch.abandoned:
+            raise _Abandoned
+        return data
+
     def _sync_step(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -365,51 +437,77 @@ class PipelineRun:
         call: SyncCall,
         data: Any,
         done: asyncio.Future[Any],
+        first_failed: tuple[EngineStepContext, Exception] | None = None,
     ) -> Any:
-        """One sync step with its retries (runs in the worker thread)."""
+        """One sync step with its retries (runs in the worker thread). ``first_failed``: its first attempt
+        was made by ``_quiet_steps`` (with that context) and raised that error."""
         attempts = Attempts(self.env, self.name, phase, step, kind, data)
         # With no sink and no timeout nothing reads ``batch.current``: the worker skips the lock then and
-        # only looks whether the phase was abandoned (W1 measures this path).
+        # only looks whether the phase was abandoned.
         tracked = attempts.listened or step.timeout is not None
+        failed: Exception | None = None
+        if first_failed is not None:
+            attempts.ctx, failed = first_failed
+            attempts.number = 1
         while True:
-            if tracked:
-                with batch.lock:
-                    if batch.abandoned:
-                        raise _Abandoned
-                    batch.seq += 1
-                    seq = batch.seq
-                    attempts.start()
-                    batch.current = (seq, attempts)
-                if step.timeout is not None:
-                    loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
-            elif batch.abandoned:
-                raise _Abandoned
-            else:
-                attempts.start()
-            try:
-                result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
-                rows_out = attempts.output(result)
-                if self.flow is not None:
-                    result, rows_out = self._after_sync(attempts.ctx, kind, result, rows_out)
-            except Exception as exc:
-                message = attempts.failure(exc)
-                with batch.lock:
-                    if batch.abandoned:
-                        raise _Abandoned from None
-                    batch.current = None
-                    attempts.failed(message)
-                if batch.stop.wait(attempts.retry_delay(exc, message)):
+            if failed is None:
+                try:
+                    return self._sync_attempt(
+                        loop, batch, phase, step, kind, call, data, done, attempts, tracked
+                    )
+                except Exception as exc:
+                    failed = exc
+            message = attempts.failure(failed)
+            with batch.lock:
+                if batch.abandoned:
                     raise _Abandoned from None
-                continue
-            if tracked:
-                with batch.lock:
-                    if batch.abandoned:
-                        raise _Abandoned
-                    batch.current = None
-                    attempts.succeeded(rows_out)
-            elif batch.abandoned:
-                raise _Abandoned
-            return result
+                batch.current = None
+                attempts.failed(message)
+            if batch.stop.wait(attempts.retry_delay(failed, message)):
+                raise _Abandoned from None
+            failed = None
+
+    def _sync_attempt(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: _SyncBatch,
+        phase: str,
+        step: StepSpec,
+        kind: PluginKind,
+        call: SyncCall,
+        data: Any,
+        done: asyncio.Future[Any],
+        attempts: Attempts,
+        tracked: bool,
+    ) -> Any:
+        """One attempt of a sync step: its result, or the step's exception."""
+        if tracked:
+            with batch.lock:
+                if batch.abandoned:
+                    raise _Abandoned
+                batch.seq += 1
+                seq = batch.seq
+                attempts.start()
+                batch.current = (seq, attempts)
+            if step.timeout is not None:
+                loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
+        elif batch.abandoned:
+            raise _Abandoned
+        else:
+            attempts.start()
+        result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
+        rows_out = attempts.output(result)
+        if self.flow is not None:
+            result, rows_out = self._after_sync(attempts.ctx, kind, result, rows_out)
+        if tracked:
+            with batch.lock:
+                if batch.abandoned:
+                    raise _Abandoned
+                batch.current = None
+                attempts.succeeded(rows_out)
+        elif batch.abandoned:
+            raise _Abandoned
+        return result
 
     def _arm_timeout(
         self,

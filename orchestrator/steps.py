@@ -198,11 +198,11 @@ def prepare_plugin(env: RunEnv, step: StepSpec, kind: PluginKind) -> Plugin:
         raise SetupError(f"plugin '{cls.name}' is {_a(cls.kind.value)} plugin; {needs}")
     if not step.args:
         shared = _shared_args(cls)
-        if shared is None:
-            return cls()
-        plugin = cls.__new__(cls)
-        plugin.args = shared  # what Plugin.__init__ does with a model (``_shared_args`` checked it is that)
-        return plugin
+        if shared is not None:
+            plugin = cls.__new__(cls)
+            plugin.args = shared  # what Plugin.__init__ does with a model (``_shared_args`` checked it)
+            return plugin
+        return _made(cls, None)
     try:
         args = resolve_args(
             step.args,
@@ -215,10 +215,27 @@ def prepare_plugin(env: RunEnv, step: StepSpec, kind: PluginKind) -> Plugin:
         )
     except Exception as exc:
         raise SetupError(f"could not resolve args: {describe(exc)}") from exc
+    return _made(cls, args)
+
+
+def _made(cls: type[Plugin], args: dict[str, Any] | None) -> Plugin:
+    """The plugin with its args validated (none given: its Args' defaults); SetupError saying what is
+    wrong with them."""
     try:
-        return cls(args)
+        return cls(args) if args is not None else cls()
     except ValidationError as exc:
         raise SetupError(f"invalid args: {_validation_text(exc)}") from None
+
+
+def argless(env: RunEnv, name: str, kind: PluginKind) -> tuple[type[Plugin], BaseModel] | None:
+    """For plugin ``name`` of ``kind`` when its Args has no fields: the class and the args its instances
+    share, so a caller running many steps without args can make each plugin without ``prepare_plugin``'s
+    look-up; None otherwise (``prepare_plugin`` then builds it, or says what is wrong)."""
+    if name not in env.registry:
+        return None
+    cls = env.registry.get(name)
+    shared = _shared_args(cls) if cls.kind == kind else None
+    return None if shared is None else (cls, shared)
 
 
 #: plugin class -> its shared empty args, or None (see ``_shared_args``)
@@ -248,7 +265,7 @@ def failure_message(env: RunEnv, pipeline: str, phase: str, step: StepSpec, exc:
 
 
 #: kinds whose call returns the table the next step gets
-_TABLE_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.MERGE, PluginKind.TRANSFORM})
+TABLE_KINDS = frozenset({PluginKind.EXTRACT, PluginKind.MERGE, PluginKind.TRANSFORM})
 
 
 class Attempts:
@@ -298,7 +315,7 @@ class Attempts:
 
     def output(self, result: Any) -> int | None:
         """Check what the attempt returned (a table, for kinds that return one); its rows for the event."""
-        if self.kind not in _TABLE_KINDS:
+        if self.kind not in TABLE_KINDS:
             return None
         frame = check_frame(result)
         return row_count(frame) if self.listened else None
