@@ -1,5 +1,11 @@
-"""Start-up: ``python -m orchestrator validate examples/orders_project.yaml`` as a whole process, beside
+"""Start-up: ``pipedeck-orchestrator validate examples/orders_project.yaml`` as a whole process, beside
 pipeline-flow 1.0.8 parsing the same file in a whole process of its own.
+
+Both sides run as their users install them: each in a virtual environment of its own holding the
+package and its runtime dependencies (``.bench-venvs/pipedeck``: ``pip install .`` of this checkout,
+refreshed on every bench run; ``.bench-venvs/pipeline-flow``), compiled by pip at install. The
+development venv (editable install, test and lint tools, the example plugin: about 90 distributions
+for ``importlib.metadata`` to scan for entry points) is shown on a line of its own, without a goal.
 
 pipeline-flow has no validate command: its side runs the calls its entry point makes before running
 (``YamlParser``, ``load_plugins``, ``parse_pipelines``) with stand-in plugins of the same names, so both
@@ -14,12 +20,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "examples/orders_project.yaml"
+INSTALLED = ROOT / ".bench-venvs" / "pipedeck"
 #: the plugins of the demo project, by pipeline-flow's kinds
 PLUGINS = {
     "IExtractPlugin": ("csv_extract", "sql_extract"),
@@ -30,9 +38,26 @@ PLUGINS = {
 }
 
 
-def _timed(cmd: list[str], expect: str) -> float:
+def installed_pipedeck() -> Path:
+    """The console script of Pipedeck installed as a user installs it (``pip install .``, runtime
+    dependencies only) in ``.bench-venvs/pipedeck``: made on first use, this checkout's code reinstalled
+    on every call."""
+    from bench import pipeline_flow_env
+
+    python = INSTALLED / "bin" / "python"
+    if not python.exists():
+        print(f"creating {INSTALLED.relative_to(ROOT)} (first run only)...", file=sys.stderr)
+        subprocess.run([pipeline_flow_env._base_python(), "-m", "venv", str(INSTALLED)], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    else:
+        pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(ROOT)]
+        subprocess.run(pip, check=True, capture_output=True)
+    return INSTALLED / "bin" / "pipedeck-orchestrator"
+
+
+def _timed(cmd: list[str], expect: str, cwd: Path = ROOT) -> float:
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or expect not in done.stdout:
         from bench import WrongResult
@@ -43,18 +68,26 @@ def _timed(cmd: list[str], expect: str) -> float:
 
 def run(quick: bool = False) -> list[Any]:
     """Rows for ``python -m bench``."""
-    from bench import against, interleaved, pipeline_flow_env
+    from bench import against, interleaved, pipeline_flow_env, shown
 
-    ours = [sys.executable, "-m", "orchestrator", "validate", PROJECT]
-    sides = {"ours": lambda: _timed(ours, "valid (3 pipeline(s)")}
+    project = str(ROOT / PROJECT)
+    # run from elsewhere than the checkout: nothing imported from it
+    elsewhere = Path(tempfile.mkdtemp(prefix="pipedeck-bench-startup-"))
+    ours = [str(installed_pipedeck()), "validate", project]
+    dev = [sys.executable, "-m", "orchestrator", "validate", PROJECT]
+    sides = {
+        "ours": lambda: _timed(ours, "valid (3 pipeline(s)", elsewhere),
+        "dev": lambda: _timed(dev, "valid (3 pipeline(s)"),
+    }
     note = ""
     try:
-        theirs = [str(pipeline_flow_env.ensure_venv()), __file__, "--pipeline-flow-parse", PROJECT]
-        _timed(theirs, "3 pipelines")
-        sides["theirs"] = lambda: _timed(theirs, "3 pipelines")
+        theirs = [str(pipeline_flow_env.ensure_venv()), __file__, "--pipeline-flow-parse", project]
+        _timed(theirs, "3 pipelines", elsewhere)
+        sides["theirs"] = lambda: _timed(theirs, "3 pipelines", elsewhere)
     except (pipeline_flow_env.BaselineUnavailable, OSError) as exc:
         note = f"pipeline-flow unavailable: {exc}"
-    _timed(ours, "valid")  # the first run compiles bytecode; neither side counts that
+    for side in sides.values():
+        side()  # a first run may compile bytecode (the development venv's); no side counts it
     figures = interleaved(5 if quick else 15, sides)
     return [
         against(
@@ -64,8 +97,14 @@ def run(quick: bool = False) -> list[Any]:
             "pipeline-flow parse",
             figures.get("theirs"),
             at_most=1.0,
-            note=note,
-        )
+            note=note or "both installed with pip in a venv of their own (runtime dependencies only)",
+        ),
+        shown(
+            f"validate {PROJECT}, whole process, development venv",
+            "s",
+            figures["dev"],
+            note="python -m orchestrator in .venv: editable install, dev tools, the example plugin",
+        ),
     ]
 
 

@@ -24,5 +24,10 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``pipedeck-orchestrator`` command (pyproject's console script): ``main`` with the quick exit."""
     _exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -61,7 +61,7 @@ def secret_fields(args_model: type[BaseModel]) -> frozenset[str]:
 
 
 class NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class PluginError(Exception):

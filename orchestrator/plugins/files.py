@@ -24,7 +24,7 @@ else:
     asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
     pl = LazyModule("polars")
 
-_CONFIG = ConfigDict(extra="forbid")
+_CONFIG = ConfigDict(extra="forbid", defer_build=True)
 #: a file path in the data root: validation refuses one that leaves it
 _PATH: JsonDict = {"format": "path"}
 _PATH_HELP = "File path inside the data root; a glob (*.csv, 2024-*/orders.csv) reads every match"

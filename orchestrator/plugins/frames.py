@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 else:
     pl = LazyModule("polars")
 
-_CONFIG = ConfigDict(extra="forbid")
+_CONFIG = ConfigDict(extra="forbid", defer_build=True)
 _EXPR: JsonDict = {"format": "expression"}
 
 

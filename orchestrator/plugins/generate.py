@@ -37,7 +37,7 @@ COLUMNS_HELP = (
 
 
 class GenerateRowsArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rows: int = Field(ge=0, le=1_000_000_000, description="Number of rows to generate", examples=[1000])
     columns: dict[str, str] = Field(

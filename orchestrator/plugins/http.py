@@ -30,7 +30,7 @@ else:
     pl = LazyModule("polars")
     net = LazyModule("orchestrator.plugins.httpnet")  # httpx loads when a request is made
 
-_CONFIG = ConfigDict(extra="forbid")
+_CONFIG = ConfigDict(extra="forbid", defer_build=True)
 _HEADERS_HELP = "HTTP headers, e.g. Authorization: Bearer ${{ secrets.API_TOKEN }}"
 _URL: JsonDict = {"format": "url"}
 

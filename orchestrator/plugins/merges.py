@@ -31,7 +31,7 @@ def _need_frames(frames: dict[str, Frame], least: int) -> None:
 
 
 class JoinMergeArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     on: str | list[str] = Field(
         description="Join key column(s), present in every extract output",
@@ -83,7 +83,7 @@ class JoinMerge(MergePlugin):
 
 
 class ConcatMergeArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     how: Literal["vertical", "vertical_relaxed", "diagonal", "diagonal_relaxed", "horizontal"] = Field(
         default="vertical",

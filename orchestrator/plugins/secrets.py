@@ -10,7 +10,7 @@ from orchestrator.plugins.base import PluginError, SecretProvider
 
 
 class EnvSecretArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str = Field(
         min_length=1,

@@ -55,7 +55,7 @@ else:
     asyncio = LazyModule("asyncio")  # the event loop is a run's, not validation's
     pl = LazyModule("polars")
 
-_CONFIG = ConfigDict(extra="forbid")
+_CONFIG = ConfigDict(extra="forbid", defer_build=True)
 #: a DSN may carry a password: secret-capable, and checked against the network policy
 _DSN: JsonDict = {**SECRET_FIELD, "format": "dsn"}
 _SQL: JsonDict = {"format": "sql"}

@@ -109,6 +109,21 @@ def test_validate_accepts_a_good_file(files: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "good.yaml: valid (2 pipeline(s): first, second)\n")
 
 
+def test_the_installed_command_validates_and_exits_with_the_codes_of_python_m(files: Path) -> None:
+    command = Path(sys.executable).parent / "pipedeck-orchestrator"  # pyproject's console script
+    if not command.exists():
+        pytest.skip(f"{command} is not installed (pip install -e . makes it)")
+    env = {**os.environ, "PIPEDECK_DATA_ROOT": str(files)}
+    good = subprocess.run(
+        [command, "validate", "good.yaml"], cwd=files, env=env, capture_output=True, text=True
+    )
+    assert (good.returncode, good.stdout) == (0, "good.yaml: valid (2 pipeline(s): first, second)\n")
+    bad = subprocess.run(
+        [command, "validate", "invalid.yaml"], cwd=files, env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "line 3, column 5" in bad.stderr
+
+
 def test_validate_reports_line_column_and_path_with_exit_code_2(files: Path) -> None:
     done = cli("validate", "invalid.yaml", cwd=files)
     assert done.returncode == 2

@@ -1,12 +1,12 @@
 """Example third-party plugins: registered through the ``pipedeck.plugins`` entry point.
 
-Heavy libraries (Polars here) are imported inside the calls: the registry imports this module whenever
-it lists or validates plugins, and ``validate`` should not pay for a library no step runs.
+Heavy libraries (Polars here, and asyncio: 30 ms with the ssl it imports) are imported inside the
+calls: the registry imports this module whenever it lists or validates plugins, and ``validate`` should
+not pay for a library no step runs.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -26,6 +26,8 @@ class SleepExtract(ExtractPlugin):
         rows: int = Field(1, ge=0, description="Rows of the produced table", examples=[1])
 
     async def extract(self, ctx: StepContext) -> Frame:
+        import asyncio
+
         import polars as pl
 
         await asyncio.sleep(self.args.seconds)
@@ -41,4 +43,6 @@ class SleepLoad(LoadPlugin):
         seconds: float = Field(0.05, ge=0, description="How long to wait", examples=[0.05])
 
     async def load(self, ctx: StepContext, data: Frame) -> None:
+        import asyncio
+
         await asyncio.sleep(self.args.seconds)
