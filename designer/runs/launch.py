@@ -147,6 +147,8 @@ def _announce(runs: list[Run]) -> None:
 
 def _insert(new: list[_NewRun]) -> list[Run]:
     """Insert the runs with their PipelineRun / StepRun rows, in one transaction, and announce them."""
+    if not new:
+        return []
     with transaction.atomic():
         runs = Run.objects.bulk_create([item.run for item in new])
         _layout_rows(new)
