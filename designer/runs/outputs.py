@@ -113,6 +113,8 @@ def input_outputs(run: Run, pipeline: str, key: str) -> list[StepOutput]:
 
 #: how many of the newest outputs of a pipeline are looked through for the columns of each step
 COLUMNS_SCAN = 500
+#: run specs read per query while looking through them (the newest run usually tells every step)
+SPECS_AT_ONCE = 8
 
 
 def parsed(spec: dict[str, Any]) -> PipelineSpec | None:
@@ -136,21 +138,29 @@ def _known_columns(project_id: int, name: str, current: PipelineSpec) -> dict[st
     rows = list(
         StepOutput.objects.filter(run__project_id=project_id, pipeline=name)
         .order_by("-run__created_at", "-run_id")
-        .values_list("run_id", "phase", "step_id", "columns")[:COLUMNS_SCAN]
+        .values_list("pk", "run_id", "phase", "step_id")[:COLUMNS_SCAN]
     )
-    specs = dict(Run.objects.filter(pk__in={r[0] for r in rows}).values_list("pk", "spec"))
+    order = list(dict.fromkeys(run_id for _, run_id, *_ in rows))  # newest first
+    specs: dict[int, Any] = {}
     then: dict[int, dict[str, str]] = {}
-    known: dict[str, list[str]] = {}
-    for run_id, phase, step_id, columns in rows:
+    chosen: dict[str, int] = {}  # step key -> the output row telling its columns
+    for pk, run_id, phase, step_id in rows:
         key = f"{phase}.{step_id}"
-        if key in known or key not in now:
+        if key in chosen or key not in now:
             continue
+        if run_id not in specs:  # read with the next few runs' (most saves need the newest run only)
+            start = order.index(run_id)
+            batch = order[start : start + SPECS_AT_ONCE]
+            specs.update(Run.objects.filter(pk__in=batch).values_list("pk", "spec"))
         if run_id not in then:
-            old = parsed((specs.get(run_id) or {}).get("pipelines", {}).get(name) or {})
+            old = parsed(((specs.get(run_id) or {}).get("pipelines") or {}).get(name) or {})
             then[run_id] = chain_prints(old) if old is not None else {}
         if then[run_id].get(key) == now[key]:
-            known[key] = [str(c[0]) for c in columns or []]
-    return known
+            chosen[key] = pk
+            if len(chosen) == len(now):
+                break
+    columns = dict(StepOutput.objects.filter(pk__in=chosen.values()).values_list("pk", "columns"))
+    return {key: [str(c[0]) for c in columns.get(pk) or []] for key, pk in chosen.items()}
 
 
 def input_columns(project_id: int, name: str, spec: dict[str, Any], key: str) -> list[str]:

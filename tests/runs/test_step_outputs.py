@@ -229,3 +229,34 @@ def test_a_project_that_does_not_keep_outputs(project, alice, alice_client) -> N
     assert project.keep_outputs is False
     make_pipeline(project, "orders")
     assert launch.start_run(project, alice, ["orders"]).keep_outputs is False
+
+
+def test_known_columns_come_from_the_newest_run_that_ran_each_step_as_it_is_now(project) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_pipeline(project, "orders", spec=spec())
+
+    def ran(pipeline_spec: dict[str, Any], columns: dict[str, list[str]]) -> None:
+        run = Run.objects.create(
+            team=project.team, project=project, spec={"pipelines": {"orders": pipeline_spec}}, versions={}
+        )
+        StepOutput.objects.bulk_create(
+            StepOutput(
+                run=run,
+                pipeline="orders",
+                phase=key.split(".")[0],
+                step_id=key.split(".")[1],
+                columns=[[c, "Int64"] for c in names],
+            )
+            for key, names in columns.items()
+        )
+
+    ran(spec(), {"extract.gen": ["old"], "transform.big": ["then"], "transform.eur": ["then"]})
+    for _ in range(40):  # many later runs of another version of the filter
+        ran(spec(expr="amount > 99"), {"extract.gen": ["id"], "transform.big": ["other"]})
+    with CaptureQueriesContext(connection) as queries:
+        known = known_columns(project.pk, "orders", spec())
+    # gen is unchanged: the newest run tells it; big and eur: only the oldest run ran them as they are now
+    assert known == {"extract.gen": ["id"], "transform.big": ["then"], "transform.eur": ["then"]}
+    assert len(queries) <= 2 + 41 // 8 + 1  # the outputs, the specs 8 runs at a time, the chosen columns
