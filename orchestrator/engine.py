@@ -449,12 +449,41 @@ class PipelineRun:
         if first_failed is not None:
             attempts.ctx, failed = first_failed
             attempts.number = 1
+
+        def attempt() -> Any:
+            """One attempt: its result, or the step's exception."""
+            if tracked:
+                with batch.lock:
+                    if batch.abandoned:
+                        raise _Abandoned
+                    batch.seq += 1
+                    seq = batch.seq
+                    attempts.start()
+                    batch.current = (seq, attempts)
+                if step.timeout is not None:
+                    loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
+            elif batch.abandoned:
+                raise _Abandoned
+            else:
+                attempts.start()
+            result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
+            rows_out = attempts.output(result)
+            if self.flow is not None:
+                result, rows_out = self._after_sync(attempts.ctx, kind, result, rows_out)
+            if tracked:
+                with batch.lock:
+                    if batch.abandoned:
+                        raise _Abandoned
+                    batch.current = None
+                    attempts.succeeded(rows_out)
+            elif batch.abandoned:
+                raise _Abandoned
+            return result
+
         while True:
             if failed is None:
                 try:
-                    return self._sync_attempt(
-                        loop, batch, phase, step, kind, call, data, done, attempts, tracked
-                    )
+                    return attempt()
                 except Exception as exc:
                     failed = exc
             message = attempts.failure(failed)
@@ -466,48 +495,6 @@ class PipelineRun:
             if batch.stop.wait(attempts.retry_delay(failed, message)):
                 raise _Abandoned from None
             failed = None
-
-    def _sync_attempt(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: _SyncBatch,
-        phase: str,
-        step: StepSpec,
-        kind: PluginKind,
-        call: SyncCall,
-        data: Any,
-        done: asyncio.Future[Any],
-        attempts: Attempts,
-        tracked: bool,
-    ) -> Any:
-        """One attempt of a sync step: its result, or the step's exception."""
-        if tracked:
-            with batch.lock:
-                if batch.abandoned:
-                    raise _Abandoned
-                batch.seq += 1
-                seq = batch.seq
-                attempts.start()
-                batch.current = (seq, attempts)
-            if step.timeout is not None:
-                loop.call_soon_threadsafe(self._arm_timeout, loop, batch, seq, phase, step, done)
-        elif batch.abandoned:
-            raise _Abandoned
-        else:
-            attempts.start()
-        result = call(prepare_plugin(self.env, step, kind), attempts.ctx, data)
-        rows_out = attempts.output(result)
-        if self.flow is not None:
-            result, rows_out = self._after_sync(attempts.ctx, kind, result, rows_out)
-        if tracked:
-            with batch.lock:
-                if batch.abandoned:
-                    raise _Abandoned
-                batch.current = None
-                attempts.succeeded(rows_out)
-        elif batch.abandoned:
-            raise _Abandoned
-        return result
 
     def _arm_timeout(
         self,

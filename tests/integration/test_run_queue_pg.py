@@ -83,9 +83,19 @@ def _expire(run_id: int) -> None:
         )
 
 
+def _one(worker: str) -> list[queue.Claim]:
+    claim = queue.claim_next_run(worker, lease=30)
+    return [claim] if claim is not None else []
+
+
+def _seven(worker: str) -> list[queue.Claim]:
+    return queue.claim_runs(worker, 30, 7)
+
+
 @on_pg_only
 @pytest.mark.django_db(transaction=True)
-def test_pg_concurrent_claimers_get_each_run_exactly_once(pg_project) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("take", [_one, _seven], ids=["one at a time", "seven at a time"])
+def test_pg_concurrent_claimers_get_each_run_exactly_once(pg_project, take) -> None:  # type: ignore[no-untyped-def]
     project, user = pg_project
     runs = {start_run(project, user).pk for _ in range(60)}
     claimed: list[int] = []
@@ -95,34 +105,7 @@ def test_pg_concurrent_claimers_get_each_run_exactly_once(pg_project) -> None:  
     def claimer(n: int) -> None:
         barrier.wait()
         try:
-            while (claim := queue.claim_next_run(f"w{n}", lease=30)) is not None:
-                with lock:
-                    claimed.append(claim.run_id)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(claimed) == sorted(runs)
-    assert set(Run.objects.values_list("attempt", flat=True)) == {1}
-
-
-@on_pg_only
-@pytest.mark.django_db(transaction=True)
-def test_pg_claimers_taking_several_at_once_get_each_run_exactly_once(pg_project) -> None:  # type: ignore[no-untyped-def]
-    project, user = pg_project
-    runs = {start_run(project, user).pk for _ in range(60)}
-    claimed: list[int] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(6)
-
-    def claimer(n: int) -> None:
-        barrier.wait()
-        try:
-            while claims := queue.claim_runs(f"w{n}", 30, 7):
+            while claims := take(f"w{n}"):
                 with lock:
                     claimed.extend(c.run_id for c in claims)
         finally:
