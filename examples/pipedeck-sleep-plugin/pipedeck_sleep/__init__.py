@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.plugins import ExtractPlugin, LoadPlugin, StepContext
 
@@ -22,6 +22,7 @@ class SleepExtract(ExtractPlugin):
     description = "Wait a while, then produce a one-row table (for demos and benchmarks)."
 
     class Args(BaseModel):
+        model_config = ConfigDict(defer_build=True)  # its validator built when a step uses it
         seconds: float = Field(0.05, ge=0, description="How long to wait", examples=[0.05])
         rows: int = Field(1, ge=0, description="Rows of the produced table", examples=[1])
 
@@ -40,6 +41,7 @@ class SleepLoad(LoadPlugin):
     description = "Wait a while and discard the table (for demos and benchmarks)."
 
     class Args(BaseModel):
+        model_config = ConfigDict(defer_build=True)
         seconds: float = Field(0.05, ge=0, description="How long to wait", examples=[0.05])
 
     async def load(self, ctx: StepContext, data: Frame) -> None:
