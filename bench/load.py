@@ -419,6 +419,17 @@ async def _connect_all(followers: list[_Follower]) -> None:
     await asyncio.wait_for(asyncio.gather(*(f.synced() for f in followers)), 300)
 
 
+def _stuck(site: Site, left: list[_Follower]) -> str:
+    """Where the stuck clients stopped: per run (at most 8), the seqs its clients last read and the last
+    seq the database holds (a whole run's clients stopping at one seq: its group stream stopped)."""
+    runs: dict[int, list[int]] = {}
+    for follower in left:
+        runs.setdefault(follower.run_id, []).append(follower.high)
+    last = dict(site.sql("SELECT id, last_seq FROM designer_run WHERE id = ANY(%s)", list(runs)))
+    shown = [f"run {r}: clients at {sorted(set(h))} of {last.get(r)}" for r, h in list(runs.items())[:8]]
+    return f"{len(runs)} runs; " + "; ".join(shown)
+
+
 async def _follow_to_the_end(site: Site, followers: list[_Follower], run_ids: list[int], plan: Plan) -> int:
     """Start the workers (the runs start now, all at once) and follow every run to its end; a follower
     whose run ended in the database 15 s ago fetches the rest (its last message was lost): how many did."""
@@ -433,8 +444,10 @@ async def _follow_to_the_end(site: Site, followers: list[_Follower], run_ids: li
             follower.fetches.append(asyncio.get_running_loop().create_task(follower.fetch(follower.high)))
         await asyncio.wait_for(following, 60)
     except TimeoutError:
-        left = sum(not f.ended.is_set() for f in followers)
-        raise WrongResult(f"{left} of {len(followers)} clients never saw their run end") from None
+        left = [f for f in followers if not f.ended.is_set()]
+        raise WrongResult(
+            f"{len(left)} of {len(followers)} clients never saw their run end; {_stuck(site, left)}"
+        ) from None
     finally:
         following.cancel()
     return len(stuck)
