@@ -31,13 +31,18 @@ class Reads:
 
     parameters: list[Any]
     variables: dict[str, Any]
-    pipelines: dict[str, selection.Chosen | str]
+    pipelines: selection.ProjectPipelines
 
     @classmethod
-    def of(cls, project: Project) -> Reads:
+    def of(cls, project: Project, requests: list[RunRequest]) -> Reads:
+        """What ``requests`` read: the pipelines they name read at once (every pipeline when one runs the
+        whole project), those their pipelines need when asked for."""
         from designer.triggers.parameters import declared  # triggers builds on this module
 
-        return cls(declared(project), effective_variables(project), selection.project_pipelines(project))
+        named = [set(request.pipelines) for request in requests]
+        wanted = None if not all(named) else set().union(*named)
+        pipelines = selection.ProjectPipelines(project, wanted)
+        return cls(declared(project), effective_variables(project), pipelines)
 
 
 def snapshot(
@@ -47,23 +52,12 @@ def snapshot(
     *,
     draft: str | None = None,
     upstream: bool | None = False,
-) -> tuple[dict[str, Any], dict[str, int | None]]:
-    """The ProjectSpec JSON a run executes, and ``{pipeline: version number}`` (None: a draft). Each
-    pipeline runs its latest saved version, ``draft`` its draft; see ``selection.choose``. Raises
-    RunRefused."""
-    model, versions = _snapshot(project, names, variables, draft=draft, upstream=upstream)
-    return model.model_dump(mode="json"), versions
-
-
-def _snapshot(
-    project: Project,
-    names: Iterable[str] | None,
-    variables: Mapping[str, Any] | None,
-    *,
-    draft: str | None = None,
-    upstream: bool | None = False,
     reads: Reads | None = None,
 ) -> tuple[ProjectSpec, dict[str, int | None]]:
+    """The ProjectSpec a run executes (``model_dump(mode="json")`` is what its row stores), and
+    ``{pipeline: version number}`` (None: a draft). Each pipeline runs its latest saved version, ``draft``
+    its draft; see ``selection.choose``. ``reads``: what several runs queued together read once. Raises
+    RunRefused."""
     known = reads.pipelines if reads is not None else None
     try:
         pipelines = selection.choose(project, names, draft=draft, upstream=upstream, known=known)
@@ -264,7 +258,7 @@ def _prepared(
     variables = check_run_values(project, request.values, parameters)
     check_overrides(variables)
     names = sorted(set(request.pipelines))
-    model, versions = _snapshot(project, names, variables, draft=draft, upstream=upstream, reads=reads)
+    model, versions = snapshot(project, names, variables, draft=draft, upstream=upstream, reads=reads)
     if names:  # with the upstream pipelines it added (the engine orders them by their needs)
         names = sorted(versions)
     fields = _fields(
@@ -305,7 +299,8 @@ def start_runs(project: Project, requests: Iterable[RunRequest], user: Any = Non
     """Queue several runs of ``project`` at once (schedules firing at the same minute): the project's
     parameters, variables and pipelines read once, each table's rows inserted in one statement. For each
     request, in order, its run or the RunRefused that says why it did not start."""
-    reads = Reads.of(project)
+    requests = list(requests)
+    reads = Reads.of(project, requests)
     outcome: list[_NewRun | RunRefused] = []
     for request in requests:
         try:

@@ -94,7 +94,8 @@ def run_from_step(pipeline: Pipeline, user: Any, key: str) -> Run:
             f"No run of {pipeline.name} has kept outputs to start from: run it once from the start "
             "(its project keeps runs' outputs unless Project settings say otherwise)."
         )
-    spec, versions = launch.snapshot(pipeline.project, [pipeline.name], source.variables, upstream=False)
+    model, versions = launch.snapshot(pipeline.project, [pipeline.name], source.variables, upstream=False)
+    spec = model.model_dump(mode="json")
     steps = {pipeline.name: key}
     _check(spec, source, steps, [pipeline.name])
     return launch.enqueue(

@@ -5,7 +5,7 @@ asked for or when one of those has never succeeded in this project."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,20 +73,39 @@ def _load(project: Project, names: set[str] | None, draft: str | None) -> dict[s
     return found
 
 
-def project_pipelines(project: Project) -> dict[str, Chosen | str]:
-    """Every pipeline of ``project``: what its run would execute, or why it cannot (read once to start
-    several runs; ``choose(known=...)``)."""
-    return _load(project, None, None)
-
-
 #: name set (None: all) -> what each found runs, or why it cannot
 Loader = Callable[[set[str] | None], dict[str, Chosen | str]]
 
 
-def _loader(project: Project, draft: str | None, known: Mapping[str, Chosen | str] | None) -> Loader:
-    if known is None:
-        return lambda names: _load(project, names, draft)
-    return lambda names: {n: known[n] for n in (known if names is None else names) if n in known}
+class ProjectPipelines:
+    """A project's pipelines as its runs execute them (no draft), each read once, when first asked for:
+    what several runs started together share (``choose(known=...)``). ``wanted``: the names to read now,
+    in one go (None: every pipeline)."""
+
+    def __init__(self, project: Project, wanted: set[str] | None) -> None:
+        self.project = project
+        self.found: dict[str, Chosen | str] = {}
+        self.looked: set[str] = set()  # names read (found or not)
+        self.everything = False
+        self(wanted)
+
+    def __call__(self, names: set[str] | None) -> dict[str, Chosen | str]:
+        if names is None:
+            if not self.everything:
+                self.found.update(_load(self.project, None, None))
+                self.everything = True
+            return dict(self.found)
+        unread = set(names) - self.looked
+        if unread and not self.everything:
+            self.found.update(_load(self.project, unread, None))
+            self.looked |= unread
+        return {n: self.found[n] for n in names if n in self.found}
+
+
+def _loader(project: Project, draft: str | None, known: Loader | None) -> Loader:
+    if known is not None:
+        return known
+    return lambda names: _load(project, names, draft)
 
 
 def _valid(spec: dict[str, Any]) -> bool:
@@ -133,12 +152,12 @@ def choose(
     *,
     draft: str | None = None,
     upstream: bool | None = False,
-    known: Mapping[str, Chosen | str] | None = None,
+    known: ProjectPipelines | None = None,
 ) -> list[Chosen]:
     """The pipelines a run of ``names`` (None: the whole project) executes, each with its spec; ``draft``
     names the pipeline whose draft runs instead of its latest version. ``upstream``: also run what they
-    need (None: only when one of those never succeeded here). ``known``: ``project_pipelines(project)``
-    read earlier (without a draft), else they are read now. Raises SelectionRefused."""
+    need (None: only when one of those never succeeded here). ``known``: the project's pipelines as read
+    for several runs (without a draft), else they are read now. Raises SelectionRefused."""
     load = _loader(project, draft, known)
     wanted = set(names or ())
     if not wanted:

@@ -26,7 +26,6 @@ from designer.teams import activity
 from designer.triggers import clock, crons
 from designer.triggers.models import CatchUp, Schedule, ScheduleFire
 from designer.triggers.parameters import check_run_values
-from designer.triggers.starting import start
 
 log = logging.getLogger(__name__)
 
@@ -231,9 +230,18 @@ def _fire_chunk(chunk: list[Schedule], now: dt.datetime, worker: str) -> list[Sc
         for schedule, moments, why in planned
         for moment, run_it in moments
     ]
-    wanted = [(schedule, fire) for schedule, fire, run_it in fires if run_it]
+    started = _start([(schedule, fire) for schedule, fire, run_it in fires if run_it])
+    ScheduleFire.objects.bulk_create([fire for _, fire, _ in fires])  # IntegrityError: fired already
+    activity.runs_triggered(started)
+    Schedule.objects.bulk_update(chunk, ["next_fire_at", "last_fire_at"])
+    return [fire for _, fire, _ in fires]
+
+
+def _start(fires: list[tuple[Schedule, ScheduleFire]]) -> list[Run]:
+    """Queue the run of each (schedule, fire), the runs of one project together (``launch.start_runs``);
+    the runs queued. A fire gets its run, or a note saying why none started (also in the activity feed)."""
     by_project: dict[int, list[tuple[Schedule, ScheduleFire]]] = {}
-    for schedule, fire in wanted:
+    for schedule, fire in fires:
         by_project.setdefault(schedule.project_id, []).append((schedule, fire))
     started: list[Run] = []
     for group in by_project.values():
@@ -246,19 +254,15 @@ def _fire_chunk(chunk: list[Schedule], now: dt.datetime, worker: str) -> list[Sc
             )
             for schedule, fire in group
         ]
-        for (schedule, fire), outcome in zip(
-            group, launch.start_runs(group[0][0].project, requests), strict=True
-        ):
+        outcomes = launch.start_runs(group[0][0].project, requests)
+        for (schedule, fire), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, RunRefused):
                 fire.note = f"not started: {outcome}"[:500]
                 activity.trigger_changed(schedule.team, None, "ran", schedule, fire.note)
             else:
                 fire.run, fire.note = outcome, ""
                 started.append(outcome)
-    ScheduleFire.objects.bulk_create([fire for _, fire, _ in fires])  # IntegrityError: fired already
-    activity.runs_triggered(started)
-    Schedule.objects.bulk_update(chunk, ["next_fire_at", "last_fire_at"])
-    return [fire for _, fire, _ in fires]
+    return started
 
 
 def _fire(schedule: Schedule, now: dt.datetime, worker: str) -> list[ScheduleFire]:
@@ -283,26 +287,10 @@ def _fire_once(
             )
     except IntegrityError:
         return None  # fired already (another worker, or this one before a restart)
-    if not run_it:
-        return fire
-    logical = moment.astimezone(crons.zone(schedule.timezone))
-    try:
+    if run_it:
         with transaction.atomic():
-            run = start(
-                schedule.project,
-                schedule.pipeline,
-                schedule.variables,
-                trigger=schedule.label,
-                logical=logical,
-            )
-            activity.run_triggered(run)
-    except RunRefused as exc:
-        fire.note = f"not started: {exc}"[:500]
-        fire.save(update_fields=["note"])
-        activity.trigger_changed(schedule.team, None, "ran", schedule, fire.note)
-        return fire
-    fire.run = run
-    fire.save(update_fields=["run"])
+            activity.runs_triggered(_start([(schedule, fire)]))
+        fire.save(update_fields=["run", "note"])
     return fire
 
 

@@ -59,7 +59,8 @@ from django.db import transaction
 from designer.models import Project
 from designer.runs.launch import enqueue, snapshot
 project = Project.objects.get(slug=sys.argv[-2])
-spec, versions = snapshot(project, None, None)
+model, versions = snapshot(project, None, None)
+spec = model.model_dump(mode="json")
 with transaction.atomic():
     ids = [enqueue(project, spec, versions, [], {}, User.objects.get()).pk for _ in range(int(sys.argv[-1]))]
 print(json.dumps(ids))

@@ -213,6 +213,28 @@ def test_schedules_due_together_fire_in_a_few_statements_whatever_their_number(p
         assert fire.run.pipelines == [fire.schedule.pipeline.name]  # each its own schedule's pipeline
 
 
+def test_firing_reads_only_the_pipelines_its_runs_need(project, fake_clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from designer.runs import selection
+    from tests.factory import SLEEP_SPEC
+
+    read: list[str] = []
+    real = selection._load
+
+    def load(p, names, draft):  # type: ignore[no-untyped-def]
+        read.extend(sorted(names) if names is not None else ["every pipeline"])
+        return real(p, names, draft)
+
+    monkeypatch.setattr(selection, "_load", load)
+    for i in range(30):
+        make_pipeline(project, f"p{i:02d}")
+    make_pipeline(project, "after", spec={**SLEEP_SPEC, "needs": ["p07"]})
+    make_schedule(project, name="one", pipeline="after")
+    schedules.tick(at(2026, 11, 1, 2, 0, 10))
+    fire = ScheduleFire.objects.get()
+    assert fire.run is not None and fire.run.pipelines == ["after", "p07"]  # its upstream never succeeded
+    assert read == ["after", "p07"]  # not the project's 31 pipelines
+
+
 def test_a_schedule_that_cannot_run_does_not_hold_back_those_due_with_it(project, fake_clock) -> None:  # type: ignore[no-untyped-def]
     make_pipeline(project, "good")
     make_pipeline(project, "broken", spec={"type": "ETL"}, is_valid=False)
